@@ -36,12 +36,12 @@ def evaluate(config: dict, photos: list[Path], rec, reencode: bool) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
-    from jndguard.core.models.store import dataset_dir
+    from jndguard.core.models.store import validation_photos
 
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = load_recogniser()
-    photos = sorted((dataset_dir() / "val").glob("*/*.jpg"))[: args.faces]
+    photos = validation_photos(args.faces)
     configs = [json.loads(c) for c in args.config] or [{}]
     results = []
     for c in configs:

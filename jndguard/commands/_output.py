@@ -45,12 +45,15 @@ def emit_json(obj: Any) -> None:
 
 
 @contextmanager
-def progress_bar(total: int | None, desc: str, unit: str = "it") -> Iterator[Any]:
-    """A tqdm progress bar on stderr (silent when stderr is not a terminal and quiet)."""
+def progress_bar(total: int | None, desc: str, unit: str = "it", initial: int = 0) -> Iterator[Any]:
+    """A tqdm progress bar on stderr (silent when stderr is not a terminal and quiet).
+
+    ``initial``: work already done (a resumed run), left out of the rate and the ETA.
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-               leave=False, disable=None)
+               leave=False, disable=None, initial=initial)
     try:
         yield bar
     finally:

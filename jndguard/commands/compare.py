@@ -8,14 +8,19 @@ skips those and writes the same tables (fixed seeds).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from jndguard.commands._output import emit_json, progress_bar
+from jndguard.errors import JNDGuardError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare protection methods (Table 1, Fig. 2)")
-    p.add_argument("photos", nargs="+", type=Path, help="photos or folders")
+    p.add_argument("photos", nargs="*", type=Path, help="photos or folders")
+    p.add_argument("--validation", type=int, nargs="?", const=25, default=None, metavar="N",
+                   help="also the first N validation faces of the model store "
+                        "(default 25: the benchmark protocol's faces)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--methods", default="all",
                    help="'all' or a comma-separated list (see `jndguard protect --help`)")
@@ -23,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="impersonation targets another celebrity than the photo's folder name")
     p.add_argument("--ablations", action="store_true",
                    help="also the HVS-JND loss ablations (L1, L1_ori, L2, L2_ori, L1+L2, L1+L2+G)")
+    p.add_argument("--hvs-mode", choices=["fast", "paper"], default="fast",
+                   help="HVS-JND and ablations in the product's fast mode (default) or with the "
+                        "paper's β, δ and restarts (≈ 3,000 iterations per face: a GPU job)")
     p.add_argument("--max-iterations", type=int, default=None,
                    help="iteration budget of every method (default: each method's own)")
     p.add_argument("--no-reencode", action="store_true",
@@ -40,18 +48,40 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.pipeline import METHODS
     from jndguard.core.progress import drive
-    from jndguard.core.research.compare import compare_steps, method_entries, write_tables
+    from jndguard.core.research.compare import (
+        RESULTS_FILE,
+        compare_steps,
+        load_results,
+        method_entries,
+        result_key,
+        write_tables,
+    )
     from jndguard.core.research.figure import write_comparison_figure
 
     methods = list(METHODS) if args.methods == "all" else [
         m.strip() for m in args.methods.split(",") if m.strip()]
-    entries = method_entries(methods, args.mode, args.ablations, args.max_iterations, args.seed)
+    entries = method_entries(methods, args.mode, args.ablations, args.max_iterations, args.seed,
+                             args.hvs_mode)
     photos = collect_photos(args.photos)
+    if args.validation:
+        from jndguard.core.models.store import validation_photos
+
+        photos += validation_photos(args.validation)
+    if not photos:
+        raise JNDGuardError("compare: give photos or folders, or --validation (run "
+                            "`jndguard models fetch` first for the validation faces)")
     rec = load_recogniser(args.model, resolve_device(args.device))
     total = len(entries) * len(photos)
-    with progress_bar(total, "compare", unit="face") as bar:
+    done = load_results(args.output / RESULTS_FILE)
+    resumed = sum(result_key(e, p) in done for e in entries for p in photos)
+    if resumed:
+        print(f"resuming: {resumed} of {total} evaluations are on record in {args.output}",
+              file=sys.stderr)
+    with progress_bar(total, "compare", unit="face", initial=resumed) as bar:
         def show(step, bar=bar):
-            bar.set_postfix_str(f"{step.label} {step.photo}" + (" (done)" if step.skipped else ""))
+            if step.skipped:
+                return
+            bar.set_postfix_str(f"{step.label} {step.photo}")
             bar.update(1)
 
         results = drive(compare_steps(entries, photos, rec, args.output,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -174,8 +175,31 @@ def test_resume_after_interruption(tmp_path, photos):
 
 def test_torn_last_line_is_ignored(tmp_path):
     p = tmp_path / C.RESULTS_FILE
-    p.write_text('{"key": "a", "row": null}\n{"key": "b", "ro')
-    assert list(C.load_results(p)) == ["a"]
+    rec = {"label": "bim", "config": {"method": "bim"}, "photo": "x.jpg", "row": None}
+    p.write_text(json.dumps(rec) + '\n{"label": "b", "ro')
+    assert list(C.load_results(p)) == [C.result_key(C.Entry("bim", {"method": "bim"}), Path("x.jpg"))]
+
+
+def test_changed_settings_are_not_reused(tmp_path, photos):
+    entries = C.method_entries(["bim"])
+    _run(entries, photos, tmp_path, _stub([]))
+    calls = []
+    _run(C.method_entries(["bim"], max_iterations=3), photos, tmp_path, _stub(calls))
+    assert len(calls) == 2  # same label, other settings: computed afresh
+    calls = []
+    _run(entries, photos, tmp_path, _stub(calls))
+    assert calls == []  # the first settings are still on record
+
+
+def test_paper_mode_entries():
+    e = C.method_entries(["hvs-jnd", "bim"], ablations=True, hvs_mode="paper")
+    assert e[0].label == "hvs-jnd (paper)" and e[1].label == "bim"
+    assert e[0].config["mode"] == "paper" and e[0].config["beta"] == [1500.0] * 3
+    assert e[0].config["delta"] == -50.0 and "mode" not in e[1].config
+    assert [x.label for x in e[2:]] == [f"hvs-jnd[{v}] (paper)" for v in C.ABLATIONS]
+    assert all(x.config["mode"] == "paper" for x in e[2:])
+    with pytest.raises(ValueError):
+        C.method_entries(["bim"], hvs_mode="slow")
 
 
 # --------------------------------------------------------------------------- one real run
@@ -198,3 +222,18 @@ def test_real_compare_bim(tmp_path, recogniser, celeb_dir, one_torch_thread):
     fig = write_comparison_figure(tmp_path, entries, photo)
     w, h = Image.open(fig).size  # two panels (clean, bim), longer side 320 px, label strip
     assert fig is not None and w % 2 == 0 and max(w // 2, h - 28) == 320
+
+
+def test_compare_cli_needs_photos(tmp_path, capsys):
+    from jndguard.cli import main
+
+    assert main(["compare", "-o", str(tmp_path / "out")]) == 2
+    assert "--validation" in capsys.readouterr().err
+
+
+def test_validation_photos_are_the_benchmark_faces(model_home):
+    from jndguard.core.models.store import validation_photos
+
+    photos = validation_photos(home=model_home)
+    assert len(photos) == 25 and photos == sorted(photos)
+    assert {p.parent.parent.name for p in photos} == {"val"} and len({p.parent.name for p in photos}) == 5

@@ -138,6 +138,12 @@ def dataset_dir(home: Path | None = None) -> Path:
     return (home or models_home()) / "datasets" / DATASET
 
 
+def validation_photos(n: int = 25, home: Path | None = None) -> list[Path]:
+    """The first ``n`` validation photos in name order: the faces of the benchmark protocol
+    (DESIGN §8) that ``bench protection`` and ``compare --validation`` use."""
+    return sorted((dataset_dir(home) / "val").glob("*/*.jpg"))[:n]
+
+
 def _download(downloads: Path) -> Generator[FetchProgress, None, Path]:
     """Run pip download into a private temp folder; only a complete file is moved in place."""
     if is_frozen():

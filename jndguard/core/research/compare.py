@@ -136,25 +136,38 @@ class Entry:
 
 
 def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = False,
-                   max_iterations: int | None = None, seed: int = 0) -> list[Entry]:
+                   max_iterations: int | None = None, seed: int = 0,
+                   hvs_mode: str = "fast") -> list[Entry]:
     """The rows to compare: each method, then (if asked) the HVS-JND loss ablations.
 
     ``max_iterations`` caps HVS-JND's budget per β attempt and the anchors' iterations.
+    ``hvs_mode="paper"`` runs HVS-JND and its ablations with the paper's β, δ, M and restarts
+    (:func:`jndguard.core.pipeline.paper_defaults`; ≈ 3,000 iterations per face on CPU), and
+    marks their labels ``(paper)``.
     """
-    from jndguard.core.pipeline import METHODS
+    from jndguard.core.pipeline import METHODS, paper_defaults
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if hvs_mode not in ("fast", "paper"):
+        raise ValueError("hvs_mode must be 'fast' or 'paper'")
     base: dict = {"goal": goal, "seed": seed}
     if goal == "impersonate":
         base["target"] = "auto"
     if max_iterations is not None:
         base["max_iterations"] = max_iterations
         base["anchor_iterations"] = max_iterations
-    out = [Entry(m, {**base, "method": m}) for m in methods]
+    hvs: dict = {}
+    suffix = ""
+    if hvs_mode == "paper":
+        p = paper_defaults("hvs-jnd", goal)
+        hvs = {"mode": "paper", "beta": list(p.beta), "delta": p.delta, "m_rgb": list(p.m_rgb)}
+        suffix = " (paper)"
+    out = [Entry(m + (suffix if m == "hvs-jnd" else ""),
+                 {**base, "method": m, **(hvs if m == "hvs-jnd" else {})}) for m in methods]
     if ablations:
-        out += [Entry(f"hvs-jnd[{v}]", {**base, "method": "hvs-jnd", "variant": v})
+        out += [Entry(f"hvs-jnd[{v}]{suffix}", {**base, "method": "hvs-jnd", **hvs, "variant": v})
                 for v in ABLATIONS]
     return out
 
@@ -162,21 +175,24 @@ def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = Fa
 # --------------------------------------------------------------------------- resumable run
 
 
-def _key(label: str, photo: Path) -> str:
-    return f"{label}\t{photo.resolve()}"
+def result_key(entry: Entry, photo: Path) -> str:
+    """What identifies a result: the row label, its exact settings and the photo's path (a
+    rerun with other settings under the same label computes afresh)."""
+    return f"{entry.label}\t{json.dumps(entry.config, sort_keys=True)}\t{Path(photo).resolve()}"
 
 
 def load_results(path: Path) -> dict[str, dict]:
-    """Finished results of an earlier run, by (label, photo) key; a torn last line is ignored."""
+    """Finished results of an earlier run by :func:`result_key`; a torn or foreign line is ignored."""
     done: dict[str, dict] = {}
     if not path.exists():
         return done
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+            key = result_key(Entry(rec["label"], rec["config"]), Path(rec["photo"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
             continue
-        done[rec["key"]] = rec
+        done[key] = rec
     return done
 
 
@@ -209,14 +225,14 @@ def compare_steps(entries: list[Entry], photos: list[Path], rec, outdir: str | P
     with tempfile.TemporaryDirectory() as tmp:
         for e in entries:
             for p in photos:
-                key = _key(e.label, p)
+                key = result_key(e, p)
                 n += 1
                 if key in done:
                     yield CompareStep(n, total, e.label, p.name, True)
                     continue
                 img = outdir / "images" / _safe(e.label) / f"{p.stem}.png"
                 row = evaluate_photo(e.config, p, rec, reencode, tmp, protect_fn, save_to=img)
-                rec_ = {"key": key, "label": e.label, "config": e.config, "photo": str(p),
+                rec_ = {"label": e.label, "config": e.config, "photo": str(p),
                         "row": row, "image": str(img.relative_to(outdir)) if row else None}
                 with path.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(rec_, sort_keys=True) + "\n")
@@ -229,7 +245,7 @@ def summaries(entries: list[Entry], photos: list[Path], done: dict[str, dict]) -
     """One summary per entry from the recorded results, in entry and photo order."""
     out = []
     for e in entries:
-        rows = [done[k]["row"] for k in (_key(e.label, p) for p in photos)
+        rows = [done[k]["row"] for k in (result_key(e, p) for p in photos)
                 if k in done and done[k]["row"] is not None]
         s = summarise(e.config, rows)
         s["label"] = e.label

@@ -105,13 +105,13 @@ def write_comparison_figure(outdir, entries, photo, name: str = "figure.png"):
     from PIL import Image
 
     from jndguard.core.imageio import load_image
-    from jndguard.core.research.compare import RESULTS_FILE, _key, load_results
+    from jndguard.core.research.compare import RESULTS_FILE, load_results, result_key
 
     outdir = Path(outdir)
     done = load_results(outdir / RESULTS_FILE)
     panels, box = [("clean", load_image(photo).pixels)], None
     for e in entries:
-        rec = done.get(_key(e.label, Path(photo)))
+        rec = done.get(result_key(e, Path(photo)))
         if not rec or not rec.get("row") or not rec.get("image"):
             continue
         box = box or rec["row"]["box"]
