@@ -230,19 +230,22 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
         jnd_space="ycbcr" if settings.jnd_color == "ycbcr" else "rgb",
     )
     gen = method.iterate(problem, init)
-    while True:
-        try:
-            step = next(gen)
-        except StopIteration as done:
-            return done.value, problem
-        check_stop()
-        preview = None
-        if step.preview is not None:
-            preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
-        yield PipelineStep(
-            "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
-            step.max_iterations, step.losses, step.similarity, recogniser.threshold,
-            step.success, preview, regions[i] if preview is not None else None)
+    try:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as done:
+                return done.value, problem
+            check_stop()
+            preview = None
+            if step.preview is not None:
+                preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+            yield PipelineStep(
+                "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                step.max_iterations, step.losses, step.similarity, recogniser.threshold,
+                step.success, preview, regions[i] if preview is not None else None)
+    finally:
+        gen.close()  # a cancelled run ends the method's generator (and its worker thread) now
 
 
 def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=None,

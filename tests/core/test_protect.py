@@ -69,6 +69,26 @@ def test_steps_then_result_and_stop_within_one_step(face_photo, recogniser):
     assert stages.count("attack") == 2  # stopped right after the step that set the flag
 
 
+def test_cancel_ends_the_methods_worker_thread(face_photo, recogniser):
+    """Cancelling a torchattacks run closes the method generator at once: its worker thread
+    is joined before Cancelled reaches the caller, not when the generator is collected."""
+    import threading
+
+    attack_steps = {"n": 0}
+
+    def stop():
+        return attack_steps["n"] >= 1
+
+    gen = protect_steps(face_photo, ProtectionSettings(method="bim", max_rounds=1), recogniser,
+                        stop=stop)
+    with pytest.raises(Cancelled):
+        for step in gen:
+            if step.stage == "attack":
+                attack_steps["n"] += 1
+                assert any(t.name == "jndguard-bim" for t in threading.enumerate())
+    assert not any(t.name == "jndguard-bim" for t in threading.enumerate())
+
+
 def test_deterministic_with_seed(face_photo, recogniser):
     s = ProtectionSettings(max_iterations=3, max_rounds=1, seed=7)
     a = protect(face_photo, s, recogniser).protected
