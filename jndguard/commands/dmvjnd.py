@@ -56,6 +56,7 @@ def to_markdown(summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from jndguard.commands.protect import collect_photos
     from jndguard.core.device import resolve_device
+    from jndguard.core.files import atomic_write_text
     from jndguard.core.models import load_recogniser
     from jndguard.core.research.dmvjnd import dmvjnd_photo, summarise
 
@@ -68,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
     summary = {**summarise(rows), "iterations": args.iterations, "margin": args.margin,
                "results": rows}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "dmvjnd.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (args.output / "dmvjnd.md").write_text(to_markdown(summary), encoding="utf-8")
+    atomic_write_text(args.output / "dmvjnd.json", json.dumps(summary, indent=2))
+    atomic_write_text(args.output / "dmvjnd.md", to_markdown(summary))
     if args.json:
         emit_json(summary)
         return 0

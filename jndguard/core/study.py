@@ -56,13 +56,13 @@ import math
 import os
 import random
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from jndguard.core.files import atomic_write_text
 from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
@@ -367,25 +367,11 @@ def load_study(path: str | Path) -> Study:
     return Study.from_dict(d, path.resolve().parent, path)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_study(study: Study, path: str | Path) -> Path:
     """Write the manifest atomically, with image paths relative to its folder."""
     path = Path(path)
     base = path.resolve().parent
-    _atomic_text(path, json.dumps(study.to_dict(base), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json.dumps(study.to_dict(base), indent=2, ensure_ascii=False) + "\n")
     return path
 
 
@@ -875,7 +861,7 @@ def write_ratings(path: str | Path, rows: Iterable[Rating]) -> Path:
     for r in rows:
         w.writerow(asdict(r))
     path = Path(path)
-    _atomic_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
     return path
 
 
@@ -1045,7 +1031,7 @@ class Session:
             "done": len(self.ratings),
             "plan": [p.key() for p in self.plan],
         }
-        _atomic_text(self.state_path, json.dumps(state, indent=1) + "\n")
+        atomic_write_text(self.state_path, json.dumps(state, indent=1) + "\n")
 
     # -- progress
     @property
@@ -1482,7 +1468,7 @@ def write_tables(table: ScoreTable, out_dir: str | Path, digits: int = 2) -> dic
         files["screening"] = ("screening.csv", screening_csv(table.screening))
     written = {}
     for key, (name, text) in files.items():
-        _atomic_text(out / name, text)
+        atomic_write_text(out / name, text)
         written[key] = out / name
     return written
 

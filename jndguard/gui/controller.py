@@ -86,6 +86,8 @@ class Controller(QObject):
     itemUpdated = Signal(int)  # item id: status, faces or results changed
     viewsRendered = Signal(object)  # tasks.RenderedViews of the current photo
     compareRendered = Signal(object)  # dict method → tasks.RenderedViews
+    analysisReady = Signal(object)  # tasks.AnalysisViews of the current photo's shown result
+    gradCamReady = Signal(object)  # tasks.GradCamViews of the current photo (every result)
     settingsChanged = Signal(object)  # ProtectionSettings
     displayChanged = Signal(object)  # DisplayOptions
     runStarted = Signal(object)  # RunState
@@ -118,12 +120,18 @@ class Controller(QObject):
         self.run: RunState | None = None
         #: the pipeline's ``protect_steps``; tests may swap in a fake
         self.steps_fn: Callable[..., Any] | None = None
+        #: Grad-CAM (``jndguard.gui.helper.grad_cams``' signature); tests may swap in their own
+        self.grad_cam_fn: Callable[..., Any] | None = None
         self._workers: set[GeneratorWorker] = set()
         self._run_worker: GeneratorWorker | None = None
         self._fetch_worker: GeneratorWorker | None = None
         self._loading = 0
         self._render_token = 0
         self._compare_token = 0
+        # analysis cache: key → (the MethodResults it was computed from, the views)
+        self._analysis_cache: dict[tuple, tuple[tuple, Any]] = {}
+        self._analysis_wanted: dict[str, tuple | None] = {"diff": None, "cam": None}
+        self._analysis_workers: dict[str, tuple[tuple, GeneratorWorker] | None] = {"diff": None, "cam": None}
         self.short_pool = QThreadPool(self)
         self.short_pool.setMaxThreadCount(2)
         self.long_pool = QThreadPool(self)
@@ -359,6 +367,122 @@ class Controller(QObject):
     def _on_compare(self, token: int, out: dict) -> None:
         if token == self._compare_token:
             self.compareRendered.emit(out)
+
+    # ------------------------------------------------------------------ analysis
+    def request_analysis(self, face_index: int = 0) -> None:
+        """Analyse one face of the current photo (the Analysis tab asks only while visible).
+
+        Emits :attr:`analysisReady` (difference maps and ``|change| / J`` histogram of the
+        shown result) and :attr:`gradCamReady` (Grad-CAM of the clean face and of every result
+        of the photo), each from a cache keyed by photo, face and results, else from a worker.
+        Grad-CAM needs the helper process, which a protection run occupies: while one runs it
+        waits (the window asks again when the run ends).
+        """
+        item = self.current
+        mr = self.shown_result(item)
+        if item is None or mr is None or item.image is None or not mr.result.faces:
+            self._analysis_wanted = {"diff": None, "cam": None}
+            return
+        face_index = max(0, min(face_index, len(mr.result.faces) - 1))
+        face = mr.result.faces[face_index]
+        pixels = item.image.pixels
+        key = ("diff", item.id, face_index, id(mr))
+        self._analysis_wanted["diff"] = key
+        cached = self._cached_analysis(key, (mr,))
+        if cached is not None:
+            self.analysisReady.emit(cached)
+        elif not self._analysis_running("diff", key):
+            r = mr.result
+            worker = GeneratorWorker(
+                tasks.analysis_views,
+                item.id,
+                face_index,
+                mr.method,
+                pixels,
+                r.protected,
+                r.jnd,
+                face,
+                float(getattr(r.settings, "margin", 0.2)),
+            )
+            self._start_analysis("diff", key, (mr,), worker, "The analysis failed", self.analysisReady)
+
+        results = tuple(item.results.values())
+        key = ("cam", item.id, face_index, tuple(id(r) for r in results))
+        self._analysis_wanted["cam"] = key
+        cached = self._cached_analysis(key, results)
+        if cached is not None:
+            self.gradCamReady.emit(cached)
+            return
+        if self._analysis_running("cam", key):
+            return
+        labels = ["clean", *(r.method for r in results)]
+        if self.run is not None:
+            note = "Grad-CAM waits for the protection run to finish"
+            self.gradCamReady.emit(tasks.GradCamViews(item.id, face_index, labels, message=note))
+            return
+        s = mr.result.settings
+        worker = GeneratorWorker(
+            tasks.grad_cam_views,
+            item.id,
+            face_index,
+            pixels,
+            {r.method: r.result.protected for r in results},
+            face.box,
+            s.model,
+            s.device,
+            pass_stop=True,
+            cam_fn=self.grad_cam_fn,
+        )
+        self._start_analysis(
+            "cam", key, results, worker, "Grad-CAM failed", self.gradCamReady, self.long_pool
+        )
+
+    def _cached_analysis(self, key: tuple, refs: tuple) -> Any:
+        hit = self._analysis_cache.get(key)
+        if hit is None or len(hit[0]) != len(refs) or any(a is not b for a, b in zip(hit[0], refs)):
+            return None  # (ids of results that are gone may be reused: compare the objects)
+        return hit[1]
+
+    def _analysis_running(self, kind: str, key: tuple) -> bool:
+        running = self._analysis_workers[kind]
+        if running is None:
+            return False
+        if running[0] == key:
+            return True
+        running[1].quit()  # stale: the user moved on
+        self._analysis_workers[kind] = None
+        return False
+
+    def _start_analysis(
+        self,
+        kind: str,
+        key: tuple,
+        refs: tuple,
+        worker: GeneratorWorker,
+        failure: str,
+        signal: Any,
+        pool: QThreadPool | None = None,
+    ) -> None:
+        def returned(views: Any) -> None:
+            if views is None:
+                return
+            if getattr(views, "message", None) is None:
+                self._analysis_cache[key] = (refs, views)
+                while len(self._analysis_cache) > 24:
+                    self._analysis_cache.pop(next(iter(self._analysis_cache)))
+            if self._analysis_wanted[kind] == key:
+                signal.emit(views)
+
+        def finished() -> None:
+            running = self._analysis_workers[kind]
+            if running is not None and running[1] is worker:
+                self._analysis_workers[kind] = None
+
+        worker.signals.returned.connect(returned)
+        worker.signals.errored.connect(lambda e: self.errors.report_exception(failure, e))
+        worker.signals.finished.connect(finished)
+        self._analysis_workers[kind] = (key, worker)
+        self._start(worker, pool)
 
     # ------------------------------------------------------------------ protection
     def protectable(self, item_ids: Iterable[int] | None = None) -> list[PhotoItem]:

@@ -1,10 +1,12 @@
-"""The compute helper: protection and verification run in a separate process. No Qt here.
+"""The compute helper: protection, verification and Grad-CAM run in a separate process.
+No Qt here.
 
-Why a process: the pipeline and the verification run Python code (MTCNN's proposal stages,
-the attack loop, dlib's bindings, first-time imports) that holds Python's GIL, sometimes for
-100–300 ms at a stretch. In a thread of the GUI process that freezes the window for as long,
-however short the widgets' own work is. In the helper process it cannot: the GUI process's
-worker thread only waits on a pipe (without the GIL) and forwards what arrives.
+Why a process: the pipeline, the verification and Grad-CAM run Python code (MTCNN's
+proposal stages, the attack loop, dlib's bindings, first-time imports) that holds Python's
+GIL, sometimes for 100–300 ms at a stretch. In a thread of the GUI process that freezes the
+window for as long, however short the widgets' own work is. In the helper process it cannot:
+the GUI process's worker thread only waits on a pipe (without the GIL) and forwards what
+arrives.
 
 Protocol: one persistent helper (spawned on first use, or early by :func:`warm_up`) serves
 one request at a time over a :func:`multiprocessing.Pipe`. The parent sends
@@ -102,6 +104,11 @@ def _serve(conn, cancelled_upto) -> None:
                     target=args.get("target"),
                 )
                 send(("result", out))
+            elif kind == "grad_cam":
+                from jndguard.core.research.analysis import face_grad_cams
+
+                rec = _recogniser(args["home"], args.get("model"), args.get("device", "auto"))
+                send(("result", face_grad_cams(rec, args["original"], args["protected"], args["box"])))
             else:
                 send(("error", (f"unknown request {kind!r}", "")))
         except Exception as exc:
@@ -278,6 +285,35 @@ def verify_file(
     }
     try:
         return _drain(helper().request("verify", args, stop))
+    except Cancelled:
+        return None
+
+
+def grad_cams(
+    original,
+    protected: list,
+    box,
+    model: str | None = None,
+    device: str = "cpu",
+    stop: Callable[[], bool] | None = None,
+) -> dict | None:
+    """``jndguard.core.research.analysis.face_grad_cams`` with the recogniser of the helper
+    process (loaded once, shared with protection and verification).
+
+    Returns:
+        Its result, or None when ``stop`` fired first.
+    """
+    from jndguard.core.pipeline import Cancelled
+
+    args = {
+        "original": original,
+        "protected": list(protected),
+        "box": [float(v) for v in box],
+        "model": model,
+        "device": device,
+    }
+    try:
+        return _drain(helper().request("grad_cam", args, stop))
     except Cancelled:
         return None
 

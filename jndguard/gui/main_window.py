@@ -2,8 +2,9 @@
 
 Layout: the photo queue docks on the left, the controls on the right, progress (with live
 plots) and results (metrics, verdict badges) at the bottom; the centre shows the views of
-the selected photo, or two methods side by side (Compare tab). Drop photos or folders
-anywhere on the window.
+the selected photo, two methods side by side (Compare tab), or the analysis of a protected
+photo: Grad-CAM, difference maps, the |change| / J histogram (Analysis tab, computed only
+while it is shown). Drop photos or folders anywhere on the window.
 
 The window only wires widgets to the :class:`~jndguard.gui.controller.Controller`, which
 owns the state and runs every long task in a background worker.
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 from jndguard.gui import presenters
 from jndguard.gui.controller import Controller
 from jndguard.gui.settings import SettingsStore
+from jndguard.gui.widgets.analysis import AnalysisPanel
 from jndguard.gui.widgets.compare import ComparePanel
 from jndguard.gui.widgets.controls import ControlsPanel
 from jndguard.gui.widgets.dialogs import (
@@ -78,15 +80,21 @@ class MainWindow(QMainWindow):
         self._actions_pending = False
         self._progress_pending = False
         self._live_pending: tuple | None = None
+        self._closed = False
 
         # --- widgets ----------------------------------------------------------
         self.banner = Banner(self)
         self.views = ViewsPanel(self)
         self.views.set_options(c.display)
         self.compare = ComparePanel(self)
+        self.analysis = AnalysisPanel(self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.views, "Views")
         self.tabs.addTab(self.compare, "Compare methods")
+        self.tabs.addTab(self.analysis, "Analysis")
+        self.tabs.setTabToolTip(
+            2, "Grad-CAM, per-channel difference maps and the |change| / J histogram of a protected photo"
+        )
         central = QWidget(self)
         lay = QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 0)
@@ -328,12 +336,16 @@ class MainWindow(QMainWindow):
         self.results.exportRequested.connect(self.export_dialog_open)
         self.compare.methodsChanged.connect(c.set_compare)
         self.compare.runRequested.connect(self.compare_selected)
+        self.analysis.faceChanged.connect(lambda _i: self._refresh_analysis())
+        self.tabs.currentChanged.connect(lambda _i: self._refresh_analysis())
         self.banner.detailsRequested.connect(self.show_errors)
 
         c.selectionChanged.connect(self._on_selection)
         c.itemUpdated.connect(self._on_item_updated)
         c.viewsRendered.connect(self._on_views)
         c.compareRendered.connect(self.compare.show_rendered)
+        c.analysisReady.connect(self.analysis.show_analysis)
+        c.gradCamReady.connect(self.analysis.show_grad_cam)
         c.settingsChanged.connect(self._on_settings)
         c.runStarted.connect(self._on_run_started)
         c.runProgress.connect(self._on_run_progress)
@@ -527,6 +539,7 @@ class MainWindow(QMainWindow):
         self.views.show_photo(item)
         self.results.show_item(item, c.shown_result(item) if item is not None else None)
         self.compare.show_item(item)
+        self._refresh_analysis()
         self._update_actions()
 
     def _on_item_updated(self, item_id: int) -> None:
@@ -550,6 +563,17 @@ class MainWindow(QMainWindow):
         c = self.controller
         item = c.current
         self.results.show_item(item, c.shown_result(item) if item is not None else None)
+        self._refresh_analysis()
+
+    def _refresh_analysis(self) -> None:
+        """Bring the Analysis tab up to date: only while it is shown (the rest is lazy)."""
+        if self._closed or self.tabs.currentWidget() is not self.analysis:
+            return  # (a refresh queued before the window closed may arrive after it)
+        c = self.controller
+        item = c.current
+        shown = c.shown_result(item) if item is not None else None
+        if self.analysis.show_item(item, shown) and self.analysis.needs_data:
+            c.request_analysis(self.analysis.face_index())
 
     def _on_views(self, views) -> None:
         c = self.controller
@@ -598,6 +622,7 @@ class MainWindow(QMainWindow):
         self.progress.on_finished(run)
         self.views.end_live()
         self.status_progress.hide()
+        self._refresh_analysis()  # Grad-CAM waited for the helper process
         self._update_actions()
 
     def _on_loading(self, loading: bool) -> None:
@@ -695,6 +720,7 @@ class MainWindow(QMainWindow):
         self.store.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True
         self.save_layout()
         self.controller.shutdown()
         for d in (self.models_dialog, self.errors_dialog, self.about_dialog, self.export_dialog):

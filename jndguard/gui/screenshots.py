@@ -4,8 +4,9 @@
 
 States: the photo queue (with a damaged file), the JND view with the magnifier, a run in
 progress with its live plots, the perturbation and before/after views, the results with
-metrics and verdicts, two methods compared, and the dark theme. Needs the fetched models
-(``jndguard models fetch``); drives the real window, real workers and the real pipeline.
+metrics and verdicts, two methods compared, their analysis (Grad-CAM, difference maps,
+|change| / J), and the dark theme. Needs the fetched models (``jndguard models fetch``);
+drives the real window, real workers and the real pipeline.
 """
 
 from __future__ import annotations
@@ -171,6 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     w.resizeDocks([w.progress_dock], [200], Qt.Orientation.Vertical)
     _wait(app, lambda: w.compare.frames["perturbation_b"].pane.has_image(), 60, "the comparison")
     shot("06-compare.png")
+
+    # the analysis: Grad-CAM of the clean face and both methods, HVS-JND's difference maps
+    c.show_method("hvs-jnd")
+    w.tabs.setCurrentWidget(w.analysis)
+    _wait(
+        app,
+        lambda: (
+            not w.analysis.showing_empty
+            and not w.analysis.needs_data
+            and "HVS-JND" in w.analysis.header.text()
+        ),
+        300,
+        "the analysis",
+    )
+    shot("analysis.png")
+    c.show_method(None)
 
     # dark theme
     w.tabs.setCurrentWidget(w.views)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import tempfile
 import time
 import traceback
@@ -235,6 +236,120 @@ def render_views(
 def perturbation_levels(original: np.ndarray, protected: np.ndarray) -> np.ndarray:
     """Z − X in 8-bit levels, float32 (signed)."""
     return protected.astype(np.float32) - original.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class AnalysisViews:
+    """Where one protected version of a photo changed, around one face (the Analysis tab).
+
+    Everything is measured on the face's region (box + the run's margin: where the
+    perturbation lives), except ``photo_changed_ratio``.
+    """
+
+    item_id: int
+    face_index: int
+    method: str
+    region: tuple[int, int, int, int]  # x0, y0, x1, y1 in photo pixels
+    diff_rgb: list[np.ndarray]  # |Δ| of R, G, B normalised to 0–255, as grey (h, w, 3) pictures
+    stats: dict  # difference_maps' stats of the region
+    hist: dict  # jnd_ratio_histogram of the region
+    photo_changed_ratio: float  # pixels with any channel changed, whole photo
+    seconds: float = 0.0
+
+
+def analysis_views(
+    item_id: int,
+    face_index: int,
+    method: str,
+    original: np.ndarray,
+    protected: np.ndarray,
+    jnd_levels: np.ndarray,
+    face: Any,
+    margin: float,
+) -> AnalysisViews:
+    """Per-channel difference maps and the ``|change| / J`` histogram of one face region
+    (``jndguard.core.research.analysis``), ready to draw."""
+    from jndguard.core.pipeline import face_region
+    from jndguard.core.research.analysis import difference_maps, jnd_ratio_histogram
+
+    t0 = time.perf_counter()
+    h, w = original.shape[:2]
+    x0, y0, x1, y1 = face_region(face, margin, w, h)
+    o, z, j = (np.asarray(a)[y0:y1, x0:x1] for a in (original, protected, jnd_levels))
+    maps, stats = difference_maps(o, z)
+    hist = jnd_ratio_histogram(o, z, j)
+    photo = float((np.asarray(original) != np.asarray(protected)).any(axis=2).mean())
+    grey = [np.ascontiguousarray(np.repeat(m[..., None], 3, axis=2)) for m in maps]
+    return AnalysisViews(
+        item_id, face_index, method, (x0, y0, x1, y1), grey, stats, hist, photo, time.perf_counter() - t0
+    )
+
+
+@dataclass
+class GradCamViews:
+    """Grad-CAM overlays of one face: the clean crop first, then each protected version."""
+
+    item_id: int
+    face_index: int
+    labels: list[str]  # "clean", then method keys
+    overlays: list[np.ndarray] = field(default_factory=list)  # (S, S, 3) uint8 each
+    similarities: list[float] = field(default_factory=list)  # cosine similarity to the clean crop
+    blank: list[bool] = field(default_factory=list)  # no region carries the identity (map all 0)
+    threshold: float | None = None
+    message: str | None = None  # why there are no overlays (an error, or a wait)
+    seconds: float = 0.0
+
+
+def grad_cam_views(
+    item_id: int,
+    face_index: int,
+    original: np.ndarray,
+    protected: dict[str, np.ndarray],
+    box: Sequence[float],
+    model: str | None,
+    device: str,
+    *,
+    stop: Callable[[], bool] | None = None,
+    cam_fn: Callable[..., dict | None] | None = None,
+) -> GradCamViews | None:
+    """Grad-CAM of the clean face and of each protected version (method → pixels).
+
+    ``cam_fn`` has :func:`jndguard.gui.helper.grad_cams`' signature (the default: the
+    recogniser lives in the helper process, where protection runs). A failure is returned in
+    ``message`` (the panel says why); None when stopped.
+    """
+    if cam_fn is None:
+        from jndguard.gui.helper import grad_cams as cam_fn  # type: ignore[no-redef]
+    t0 = time.perf_counter()
+    labels = ["clean", *protected]
+    # only the face travels to the helper (a 12 MP photo is 36 MB a copy): the crop samples
+    # inside the box, so a window a few pixels larger (or the photo's edge) gives the same crop
+    h, w = original.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    x0, y0 = max(0, math.floor(x1) - 4), max(0, math.floor(y1) - 4)
+    xe, ye = min(w, math.ceil(x2) + 4), min(h, math.ceil(y2) + 4)
+    local = (x1 - x0, y1 - y0, x2 - x0, y2 - y0)
+    crops = [np.ascontiguousarray(a[y0:ye, x0:xe]) for a in (original, *protected.values())]
+    try:
+        out = cam_fn(crops[0], crops[1:], local, model, device, stop=stop)
+    except Exception as exc:
+        logger.exception("Grad-CAM failed")
+        return GradCamViews(item_id, face_index, labels, message=f"Grad-CAM failed: {_short_reason(exc)}")
+    if out is None:
+        return None
+    return GradCamViews(
+        item_id,
+        face_index,
+        labels,
+        [np.ascontiguousarray(o) for o in out["overlays"]],
+        list(out["similarities"]),
+        [not bool(np.any(c > 0)) for c in out["cams"]] if "cams" in out else [],
+        out.get("threshold"),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # ----------------------------------------------------------------------------- models

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from jndguard import __version__
+from jndguard.core.files import atomic_write_text
 from jndguard.errors import ConversionError, ModelIntegrityError, ModelMissingError
 
 logger = logging.getLogger(__name__)
@@ -96,20 +97,6 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_manifest(home: Path | None = None) -> dict:
     """The manifest, or an empty one when nothing has been fetched."""
     path = (home or models_home()) / MANIFEST
@@ -122,7 +109,7 @@ def read_manifest(home: Path | None = None) -> dict:
 
 
 def write_manifest(manifest: dict, home: Path | None = None) -> None:
-    _atomic_write_text((home or models_home()) / MANIFEST, json.dumps(manifest, indent=2))
+    atomic_write_text((home or models_home()) / MANIFEST, json.dumps(manifest, indent=2))
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,17 @@ where the recogniser looks (issue 7).
   paper's Fig. 4) and the ratio of changed pixels.
 - :func:`jnd_ratio_histogram`: histogram of ``|change| / J`` over changed pixel-channels.
 - :func:`grad_cam`: Grad-CAM (Selvaraju et al., ICCV 2017) on the recogniser's last conv block,
-  target = cosine similarity to the clean embedding.
+  target = the cosine similarity to the clean embedding, or an identity logit.
+- :func:`face_grad_cams`: Grad-CAM of one face in the clean photo and in each protected version
+  (the MND paper's Fig. 3), as coloured overlays; the target is the identity logit, which
+  unlike the cosine similarity is defined on the clean crop too.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -106,9 +110,23 @@ def _last_conv_block(recogniser) -> torch.nn.Module:
     return convs[-1]
 
 
+def _unnormalised_embedding(recogniser, x: torch.Tensor) -> torch.Tensor:
+    """The recogniser's embedding of ``x`` before the final L2 normalisation."""
+    last = getattr(recogniser.backbone, "last_bn", None)
+    if last is None:
+        raise ValueError("the logit target needs a backbone with `last_bn` (InceptionResnetV1)")
+    out: list[torch.Tensor] = []
+    handle = last.register_forward_hook(lambda _m, _i, o: out.append(o))
+    try:
+        recogniser(x)
+    finally:
+        handle.remove()
+    return out[-1]
+
+
 def grad_cam(recogniser, crops: torch.Tensor, reference: torch.Tensor,
-             layer: torch.nn.Module | None = None) -> torch.Tensor:
-    """Grad-CAM of the cosine similarity of each crop's embedding to ``reference``.
+             layer: torch.nn.Module | None = None, target: str = "cosine") -> torch.Tensor:
+    """Grad-CAM of each crop's similarity to ``reference``.
 
     Args:
         recogniser: a :class:`~jndguard.core.models.Recogniser`.
@@ -116,6 +134,12 @@ def grad_cam(recogniser, crops: torch.Tensor, reference: torch.Tensor,
         reference: ``(D,)`` L2-normalised embedding (the clean face's).
         layer: the layer to explain (default: InceptionResnetV1's ``block8``, else the last
             Conv2d).
+        target: ``"cosine"``: the cosine similarity of the embedding to ``reference``. Its
+            gradient vanishes where the embedding *is* ``reference``: a crop explained against
+            its own embedding gives a map of rounding noise. ``"logit"``: the projection of the
+            embedding *before* its L2 normalisation (InceptionResnetV1's ``last_bn`` output) on
+            ``reference``, an identity score whose weights are the reference, as a classifier's
+            class logit; well defined (and stable) on the reference crop itself.
 
     Returns:
         ``(N, S, S)`` maps in [0, 1], non-negative, each normalised by its maximum (all zero
@@ -130,7 +154,12 @@ def grad_cam(recogniser, crops: torch.Tensor, reference: torch.Tensor,
     try:
         with torch.enable_grad():
             x = crops.detach().to(recogniser.device).requires_grad_(True)
-            emb = recogniser(x)
+            if target == "cosine":
+                emb = recogniser(x)
+            elif target == "logit":
+                emb = _unnormalised_embedding(recogniser, x)
+            else:
+                raise ValueError(f"unknown Grad-CAM target {target!r} (cosine, logit)")
             score = (emb @ reference.to(emb)).sum()
             (grads,) = torch.autograd.grad(score, acts[-1])
     finally:
@@ -149,6 +178,52 @@ def heatmap_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> n
     return np.round((1 - alpha) * crop + alpha * jet).astype(np.uint8)
 
 
+def face_grad_cams(recogniser, original: np.ndarray, protected: Sequence[np.ndarray],
+                   box: Sequence[float]) -> dict:
+    """Grad-CAM of one face in the clean photo and in each protected version of it.
+
+    Every crop is the recogniser's input crop of the same ``box`` (the clean photo's detection).
+    The target is :func:`grad_cam`'s identity logit (``target="logit"``) with the clean crop's
+    embedding as the reference, the same for every crop (as the MND paper explains the true
+    class's logit): the cosine similarity would explain nothing on the clean crop itself, where
+    its gradient is zero.
+
+    Args:
+        recogniser: a :class:`~jndguard.core.models.Recogniser`.
+        original: ``(H, W, 3)`` uint8 RGB.
+        protected: ``(H, W, 3)`` uint8 RGB versions of ``original`` (any number, also none).
+        box: ``(x1, y1, x2, y2)`` in pixels of ``original``.
+
+    Returns:
+        ``{"crops", "cams", "overlays", "similarities", "threshold"}``: ``crops`` and
+        ``overlays`` ``(1 + K, S, S, 3)`` uint8 (clean first), ``cams`` ``(1 + K, S, S)``
+        float32 in [0, 1], ``similarities`` the cosine similarity of each crop to the clean
+        one (1.0 first), ``threshold`` the recogniser's verification threshold.
+
+    References:
+        Selvaraju et al., "Grad-CAM", ICCV 2017; the MND paper's Fig. 3.
+    """
+    from jndguard.core.faces import crop_resize
+    from jndguard.core.imageio import to_tensor
+
+    images = [original, *protected]
+    for im in images[1:]:
+        if im.shape != original.shape:
+            raise ValueError(f"protected images must be {original.shape} like the original, "
+                             f"got {im.shape}")
+    dev = recogniser.device
+    size = recogniser.info.input_size
+    crops = torch.cat([crop_resize(to_tensor(im, dev), [box], size=size) for im in images])
+    with torch.no_grad():
+        embs = recogniser(crops)
+    cams = grad_cam(recogniser, crops, embs[0], target="logit").numpy().astype(np.float32)
+    crops_u8 = (crops.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    overlays = np.stack([heatmap_overlay(c, cam) for c, cam in zip(crops_u8, cams)])
+    return {"crops": crops_u8, "cams": cams, "overlays": overlays,
+            "similarities": [float(v) for v in (embs @ embs[0]).cpu()],
+            "threshold": float(recogniser.threshold)}
+
+
 def analyze(original: str | Path, protected: str | Path, outdir: str | Path, recogniser=None,
             jnd_model: str = "yang", jnd_color: str = "scaled") -> dict:
     """Write the analysis of one protected photo into ``outdir``; the summary.
@@ -159,7 +234,7 @@ def analyze(original: str | Path, protected: str | Path, outdir: str | Path, rec
     """
     from PIL import Image
 
-    from jndguard.core.faces import crop_resize, detect_faces
+    from jndguard.core.faces import detect_faces
     from jndguard.core.imageio import load_image
     from jndguard.core.jnd import jnd_map
 
@@ -196,17 +271,11 @@ def analyze(original: str | Path, protected: str | Path, outdir: str | Path, rec
         faces = detect_faces(orig.pixels, "cpu")
         if faces:
             box = faces[0].box
-            s = recogniser.info.input_size
-            dev = recogniser.device
-            crops = torch.cat([crop_resize(im.tensor(dev), [box], size=s) for im in (orig, prot)])
-            with torch.no_grad():
-                embs = recogniser(crops)
-            cams = grad_cam(recogniser, crops, embs[0])
+            cams = face_grad_cams(recogniser, orig.pixels, [prot.pixels], box)
             for k, name in enumerate(("clean", "protected")):
-                crop = (crops[k].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                 files[f"gradcam_{name}"] = outdir / f"gradcam_{name}.png"
-                Image.fromarray(heatmap_overlay(crop, cams[k].numpy())).save(files[f"gradcam_{name}"])
-            summary["similarity"] = float(embs[1] @ embs[0])
+                Image.fromarray(cams["overlays"][k]).save(files[f"gradcam_{name}"])
+            summary["similarity"] = cams["similarities"][1]
             summary["threshold"] = recogniser.threshold
             summary["box"] = [float(v) for v in box]
         else:

@@ -313,10 +313,11 @@ def to_latex(results: list[dict]) -> str:
 
 
 def write_tables(results: list[dict], outdir: str | Path) -> dict[str, Path]:
-    """Write table.md, table.csv and table.tex; their paths by format."""
+    """Write table.md, table.csv and table.tex (atomically); their paths by format."""
+    from jndguard.core.files import atomic_write_text
+
     outdir = Path(outdir)
     paths = {}
     for ext, fn in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
-        paths[ext] = outdir / f"table.{ext}"
-        paths[ext].write_text(fn(results), encoding="utf-8")
+        paths[ext] = atomic_write_text(outdir / f"table.{ext}", fn(results))
     return paths
