@@ -13,7 +13,8 @@ recogniser, so it optimises the noise ``e`` of that face's crop directly with th
 - ``Loss3`` (eq. 14–15): ``⟨softmax(c), |e|⟩`` — the paper writes ``⟨v, e⟩``; with a signed
   ``e`` that term rewards negative noise instead of placing it, so the magnitude is used.
 
-``c`` is the Grad-CAM of the recogniser (cosine to the clean embedding) on the clean crop.
+``c`` is the Grad-CAM of the recogniser on the clean crop with the identity-logit target (the
+cosine to its own embedding has a zero gradient there; see :func:`~jndguard.core.research.analysis.grad_cam`).
 
 The *identity decision* (:func:`identity_decision`) is the recogniser's verdict on a face: the
 same person as the clean crop (cosine ≥ τ) and closer to it than to any other identity of the
@@ -128,7 +129,7 @@ def dmv_jnd(recogniser, crop: torch.Tensor, others: torch.Tensor | None = None,
     x = crop.detach().to(dev)
     with torch.no_grad():
         ref = recogniser(x)[0]
-    cam = grad_cam(recogniser, x, ref)[0].to(dev)
+    cam = grad_cam(recogniser, x, ref, target="logit")[0].to(dev)
     target = float(1.0 - cam.mean())
     if others is not None and others.numel() == 0:
         others = None
