@@ -35,6 +35,7 @@ from torch import nn
 
 from jndguard.core.attacks.base import Attack, AttackResult, Goal, Step
 from jndguard.core.attacks.problem import AttackProblem
+from jndguard.core.imageio import quantise  # re-exported: the anchors' 8-bit grid
 
 if TYPE_CHECKING:  # pipeline imports this module lazily; no import cycle at runtime
     from jndguard.core.pipeline import ProtectionSettings
@@ -42,11 +43,6 @@ if TYPE_CHECKING:  # pipeline imports this module lazily; no import cycle at run
 # Extra similarity margin the check boxes must clear before a gradient-descent anchor stops;
 # the same value HVS-JND uses (HVSJNDConfig.stop_margin), so every method stops on one rule.
 STOP_MARGIN = 0.03
-
-
-def quantise(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the 8-bit grid (what the exported file holds)."""
-    return x.detach().clamp(0, 1).mul(255).round().div(255)
 
 
 def crop_area_ratio(problem: AttackProblem) -> float:

@@ -20,9 +20,9 @@ The *identity decision* (:func:`identity_decision`) is the recogniser's verdict 
 same person as the clean crop (cosine ≥ τ) and closer to it than to any other identity of the
 head — the paper's "label unchanged". The returned noise is the largest iterate (mean |e|)
 whose 8-bit distorted crop keeps that decision with ``margin`` to spare. Because that choice
-is made on the crop itself, the RCA reported by :func:`dmvjnd_photo` is measured on held-out
-evidence: the noise is placed into the photo, the photo is quantised to 8 bits, the face is
-re-detected (MTCNN) and re-cropped, and the decision is taken again.
+is made on the crop itself, the crop's RCA is 100 % by construction; :func:`dmvjnd_photo`
+adds held-out evidence: the noise is placed into the photo, the photo is quantised to 8 bits,
+the face is re-detected (MTCNN) and re-cropped, and the decision is taken again.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from jndguard.core.imageio import quantise, to_tensor, to_uint8
 
 Q = 1e-10
 DEFAULT_MARGIN = 0.05  # cosine to spare over τ when choosing the iterate (measured, README)
@@ -99,10 +101,6 @@ class DMVJNDResult:
     homogeneous: bool  # decision kept for e·k/9, k = 1..8 (Section V-E)
 
 
-def _quantise(t: torch.Tensor) -> torch.Tensor:
-    return t.clamp(0, 1).mul(255).round().div(255)
-
-
 def dmv_jnd(recogniser, crop: torch.Tensor, others: torch.Tensor | None = None,
             iterations: int = 200, lr: float = 0.01, alpha: float = 1.0, beta: float = 1.0,
             seed: int = 0, scale: float = 30.0, margin: float = DEFAULT_MARGIN) -> DMVJNDResult:
@@ -140,7 +138,7 @@ def dmv_jnd(recogniser, crop: torch.Tensor, others: torch.Tensor | None = None,
     e = ((torch.rand(x.shape, generator=g) - 0.5) * 0.02).to(dev).requires_grad_(True)
     opt = torch.optim.Adam([e], lr=lr)
     label = torch.zeros(1, dtype=torch.long, device=dev)
-    best_img = _quantise(x)
+    best_img = quantise(x)
     best = best_img - x
     for _ in range(iterations):
         xh = (x + e).clamp(0, 1)
@@ -157,7 +155,7 @@ def dmv_jnd(recogniser, crop: torch.Tensor, others: torch.Tensor | None = None,
         e.grad = grad
         opt.step()
         with torch.no_grad():
-            img = _quantise(x + e)
+            img = quantise(x + e)
             if (img - x).abs().mean() <= best.abs().mean():
                 continue
             if identity_decision(recogniser(img)[0], ref, others, recogniser.threshold, margin)[0]:
@@ -187,7 +185,7 @@ def _held_out_checks(recogniser, x: torch.Tensor, e: torch.Tensor, ref: torch.Te
     tau = recogniser.threshold
     g = torch.Generator().manual_seed(seed + 1)
     wgn = torch.randn(x.shape, generator=g).to(x) * e.square().mean().sqrt()
-    batch = torch.cat([_quantise(x + wgn)] + [_quantise(x + e * k / 9) for k in range(1, 9)])
+    batch = torch.cat([quantise(x + wgn)] + [quantise(x + e * k / 9) for k in range(1, 9)])
     emb = recogniser(batch)
     kept = [identity_decision(v, ref, others, tau)[0] for v in emb]
     return kept[0], all(kept[1:])
@@ -213,10 +211,6 @@ def place_noise(pixels: np.ndarray, box, noise: torch.Tensor) -> np.ndarray:
     out = pixels.astype(np.float32)
     out[cy1:cy2, cx1:cx2] += up[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-def _u8(t: torch.Tensor) -> np.ndarray:
-    return (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def _panel(tiles: list[tuple[str, np.ndarray]]) -> np.ndarray:
@@ -278,25 +272,24 @@ def dmvjnd_photo(photo, recogniser, outdir, iterations: int = 200, seed: int = 0
     match = match_faces([faces[0]], detect_faces(placed, "cpu"))[0]
     kept_photo, sim_photo = False, None
     if match is not None:
-        t = torch.from_numpy(placed).permute(2, 0, 1)[None].float().div(255)
         with torch.no_grad():
-            emb = recogniser(crop_resize(t.to(recogniser.device), [match.box], size=s))[0]
+            emb = recogniser(crop_resize(to_tensor(placed, recogniser.device), [match.box], size=s))[0]
         kept_photo, sim_photo = identity_decision(emb, ref, others, recogniser.threshold)
 
     jnd = jnd_map(crop.cpu())
     amp = max(float(r.noise.abs().max()), float(jnd.max()), 1e-6)
     stem = photo.stem
     files = {k: outdir / f"{stem}_{k}.png" for k in ("dmvjnd", "hvsjnd", "distorted", "cam", "panel")}
-    machine, human = _u8(0.5 + 0.5 * r.noise[0] / amp), _u8(0.5 + 0.5 * jnd[0] / amp)
-    cam_img = heatmap_overlay(_u8(crop[0].cpu()), r.cam.numpy())
+    machine, human = to_uint8(0.5 + 0.5 * r.noise[0] / amp), to_uint8(0.5 + 0.5 * jnd[0] / amp)
+    cam_img = heatmap_overlay(to_uint8(crop[0].cpu()), r.cam.numpy())
     Image.fromarray(machine).save(files["dmvjnd"])
     Image.fromarray(human).save(files["hvsjnd"])
-    Image.fromarray(_u8(r.distorted[0])).save(files["distorted"])
+    Image.fromarray(to_uint8(r.distorted[0])).save(files["distorted"])
     Image.fromarray(cam_img).save(files["cam"])
     hvs_mse = float(jnd.square().mean())
     hvs_psnr = 10 * math.log10(1 / hvs_mse) if hvs_mse > 0 else math.inf
     Image.fromarray(_panel([
-        ("clean", _u8(crop[0].cpu())), ("Grad-CAM", cam_img),
+        ("clean", to_uint8(crop[0].cpu())), ("Grad-CAM", cam_img),
         (f"machine JND {r.psnr:.1f} dB", machine), (f"human JND {hvs_psnr:.1f} dB", human),
     ])).save(files["panel"])
     return {"photo": str(photo), "psnr": r.psnr, "identity_kept": r.identity_kept,
