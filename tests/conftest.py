@@ -19,16 +19,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from jndguard.core.models.store import models_home
 
 REAL_HOME = models_home()
-# The Kodak set lives in the workspace's shared folder next to the checkout; a clone elsewhere
-# finds it through $JNDGUARD_KODAK or the workspace's fixed location. Modules read the
-# resolved folder from $JNDGUARD_KODAK.
-_KODAK_CANDIDATES = [
-    os.environ.get("JNDGUARD_KODAK"),
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak",
-    "/work/shared/data/kodak",
-]
-KODAK = next((Path(c) for c in _KODAK_CANDIDATES if c and Path(c).is_dir()),
-             Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak")
+# The 24 Kodak test photos (free to use) ship with the repository in tests/data/kodak;
+# $JNDGUARD_KODAK may point elsewhere. Modules read the resolved folder from $JNDGUARD_KODAK.
+KODAK = Path(os.environ.get("JNDGUARD_KODAK") or Path(__file__).resolve().parent / "data" / "kodak")
 os.environ["JNDGUARD_KODAK"] = str(KODAK)
 
 

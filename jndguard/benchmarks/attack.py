@@ -1,5 +1,5 @@
 """Attack speed: seconds per iteration of each method, per recogniser pass, divided by the
-recogniser's bare forward+backward time measured in the same run (issue 4).
+recogniser's bare forward+backward time measured in the same run.
 
 Also the median iterations and seconds to a protected face (full pipeline, re-detection
 included) for HVS-JND over a few validation faces. Ratios, not absolute seconds, are the

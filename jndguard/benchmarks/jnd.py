@@ -1,6 +1,6 @@
 """Speed of the JND engine: a 160×160 face and a 12-megapixel photo, next to a recogniser step.
 
-Targets (JND.md, "Checks", item 6): a face crop in milliseconds, a 12 MP photo in at most
+Targets (docs/jnd.md, "Checks", item 6): a face crop in milliseconds, a 12 MP photo in at most
 3 s on 2 CPU cores. For scale, the same run times one forward+backward pass (gradient with
 respect to the input, as an attack step does) of FaceNet's InceptionResnetV1 on one
 3×160×160 face — randomly initialised: timing needs only the architecture, nothing is

@@ -2,7 +2,7 @@
 1080 px resize), PSNR/SSIM on the face region, iterations, seconds — for several settings.
 
 ``jndguard bench protection --config '{"method": "hvs-jnd"}' --config '{"method": "bim"}'``
-prints one row per config (DESIGN §8 protocol; all configs on the same faces in one run).
+prints one row per config (docs/design.md §8 protocol; all configs on the same faces in one run).
 """
 
 from __future__ import annotations

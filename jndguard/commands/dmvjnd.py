@@ -1,4 +1,4 @@
-"""``jndguard dmvjnd PHOTOS... -o OUTDIR``: the recogniser's own JND (DMV-JND, seed 004) of each
+"""``jndguard dmvjnd PHOTOS... -o OUTDIR``: the recogniser's own JND (DMV-JND, Jin et al. 2022) of each
 photo's first face, next to the human JND map; PSNR of the tolerated noise and RCA."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Device resolution: done once, then passed explicitly (DESIGN §2)."""
+"""Device resolution: done once, then passed explicitly (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 :func:`protect_steps` is a generator of :class:`PipelineStep` and returns a
 :class:`ProtectionResult`; the GUI runs it in a worker, the CLI with a progress bar. Success is
-judged on what the user gets (DESIGN §4): the 8-bit photo, with faces re-detected by MTCNN,
+judged on what the user gets (docs/design.md §4): the 8-bit photo, with faces re-detected by MTCNN,
 matched to the original faces and compared with the recogniser. A face whose re-detected crop
 still matches gets further rounds (warm-started) before it is reported as not protected.
 """
@@ -183,7 +183,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
                      clean_embeddings: torch.Tensor, goal: Goal, threshold: float,
                      safety_margin: float = 0.0, target_embedding: torch.Tensor | None = None,
                      min_face_size: int = 20) -> list[dict]:
-    """Re-detect faces on the (quantised) photo and judge each original face (DESIGN §4).
+    """Re-detect faces on the (quantised) photo and judge each original face (docs/design.md §4).
 
     A face that is no longer detected at all counts as protected for dodging (no crop, no
     match) and as failed for impersonation.

@@ -1,4 +1,4 @@
-"""Long work is a generator of progress steps that returns a result (DESIGN §2). One helper
+"""Long work is a generator of progress steps that returns a result (docs/design.md §2). One helper
 drives such a generator to the end, for callers that do not run it in a GUI worker."""
 
 from __future__ import annotations

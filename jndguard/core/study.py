@@ -1,8 +1,8 @@
 """Subjective viewing tests: study manifests, per-participant plans, sessions, results, scores.
 
 A *study* compares a proposed method with one or more anchor methods on a set of clean
-photos, the way the MND paper (seed 002, §IV-B-5 and Tables III–V) and the HVS-JND paper
-(seed 000, "Subjective viewing test") did: each *trial* shows the proposed method's output and
+photos, the way the MND paper (Sun, Jin & Lin 2023, §IV-B-5 and Tables III–V) and the HVS-JND paper
+(Xue et al. 2023, "Subjective viewing test") did: each *trial* shows the proposed method's output and
 one anchor's output of the same photo side by side, in random left/right order, and the
 participant rates them on the 7-level comparison scale of the MND paper's Table V
 (:data:`SCALE`: +3 "left much better" … 0 "same" … −3 "right much better").

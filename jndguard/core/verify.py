@@ -1,4 +1,4 @@
-"""Did it work? Verification on the file the user will actually post (issue 5, DESIGN §4).
+"""Did it work? Verification on the file the user will actually post (docs/design.md §4).
 
 :func:`verify` re-loads the protected file from disk, re-detects the faces in it and in the
 original, matches them (box overlap), and for every recogniser reports the cosine similarity

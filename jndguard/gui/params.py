@@ -50,7 +50,7 @@ class Range:
 NUMERIC: dict[str, tuple[str, str, Range]] = {
     "beta1": (
         "β₁",
-        "Weight of L₁, the mean perturbation beyond J (seed 000, eq. 5)",
+        "Weight of L₁, the mean perturbation beyond J (Xue et al. 2023, eq. 5)",
         Range(0.01, 5000.0, 1.0, 2, log=True),
     ),
     "beta2": ("β₂", "Weight of L₂, the squared perturbation beyond J", Range(0.01, 5000.0, 1.0, 2, log=True)),

@@ -86,7 +86,7 @@ def test_analyze_writes_files_without_recogniser(tmp_path):
     assert lines[0] == "low,high,count" and lines[-1].startswith("3,inf,")
 
 
-# --------------------------------------------------------------------------- DMV-JND (seed 004)
+# --------------------------------------------------------------------------- DMV-JND (Jin et al. 2022)
 
 
 def test_dmvjnd_losses():

@@ -1,4 +1,4 @@
-"""The anchor methods (issue 4): MND, JNDMGA and the torchattacks anchors.
+"""The anchor methods: MND, JNDMGA and the torchattacks anchors.
 
 Loss terms are pinned to hand-computed values on small tensors; every method runs a few
 iterations on a real 5-celebrity face with the real recogniser.
@@ -49,7 +49,7 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-# --- MND losses (seed 002) ---------------------------------------------------------------------
+# --- MND losses (Sun, Jin & Lin 2023) ---------------------------------------------------------------------
 
 
 def test_deviation_loss_is_mean_absolute_difference():
@@ -125,7 +125,7 @@ def test_mnd_losses_reject_bad_shapes():
         sobel_magnitude(torch.zeros(1, 1, 4, 4))
 
 
-# --- JNDMGA losses (seed 003) ------------------------------------------------------------------
+# --- JNDMGA losses (Akan, Akbas & Yarman Vural 2021) ------------------------------------------------------------------
 
 
 def test_bounded_range_eq5_on_the_8bit_scale():

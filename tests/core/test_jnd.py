@@ -1,4 +1,4 @@
-"""The JND engine against the checks of JND.md ("Checks") and its own contracts."""
+"""The JND engine against the checks of docs/jnd.md ("Checks") and its own contracts."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def kodak():
     return [load_image(p).tensor() for p in paths]
 
 
-# Literature range for ±JND noise is 26.65–33.1 dB (JND.md); colour scaling costs ~2.3 dB.
+# Literature range for ±JND noise is 26.65–33.1 dB (docs/jnd.md); colour scaling costs ~2.3 dB.
 # Wu et al.'s model injects more noise than Yang's by design; with the colour scaling it
 # falls below 26 dB (reported in docs/jnd.md), with k = 1 it lies in the range.
 PSNR_RANGES = {
@@ -105,7 +105,7 @@ def test_kodak_noise_psnr(kodak, model, record_property):
         record_property(f"psnr_{model}_{color}", round(means[color], 2))
         lo, hi = PSNR_RANGES[(model, color)]
         assert lo <= means[color] <= hi, (model, color, means[color])
-    if model == "yang":  # JND.md: about 30.8 dB for k = 1, 28.5 dB with the colour scaling
+    if model == "yang":  # docs/jnd.md: about 30.8 dB for k = 1, 28.5 dB with the colour scaling
         assert means["gray"] == pytest.approx(30.8, abs=0.5)
         assert means["scaled"] == pytest.approx(28.5, abs=0.5)
 

@@ -20,7 +20,7 @@ from jndguard.errors import ShapeError
 skmetrics = pytest.importorskip("skimage.metrics")
 
 KODAK = Path(
-    os.environ.get("JNDGUARD_KODAK", Path(__file__).resolve().parents[3] / "shared/data/kodak")  # conftest
+    os.environ.get("JNDGUARD_KODAK", Path(__file__).resolve().parents[1] / "data" / "kodak")  # conftest
 )
 
 

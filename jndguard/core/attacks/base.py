@@ -22,7 +22,7 @@ import torch
 
 
 class Goal(str, enum.Enum):
-    """What protection means (DESIGN §4)."""
+    """What protection means (docs/design.md §4)."""
 
     DODGE = "dodge"  # the recogniser no longer verifies the face as the same person
     IMPERSONATE = "impersonate"  # the recogniser verifies the face as the chosen target

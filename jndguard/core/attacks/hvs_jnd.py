@@ -1,4 +1,4 @@
-"""HVS-JND: the product's method (seeds 000/001), in ``paper`` and ``fast`` modes.
+"""HVS-JND: the product's method (Xue et al. 2023), in ``paper`` and ``fast`` modes.
 
 ``L = α·L_adv + β₁·L₁ + β₂·L₂ + β₃·G`` minimised over Z by gradient descent on the
 perturbation ``P`` (``Z = clip(X + P)``; steps normalised to an RMS of 0.002 ≈ 0.5 grey levels
@@ -17,7 +17,7 @@ until success or β reaches its floor (then the failure is reported, never hidde
   result still succeeds on every check box — nothing else in the loss pulls sub-JND changes
   back toward the clean image.
 
-References: seeds 000/001 eqs. 1–8 and Algorithm 1; MND (seed 002) eq. 6 for ``L_adv``.
+References: Xue et al. 2023 eqs. 1–8 and Algorithm 1; MND (Sun, Jin & Lin 2023) eq. 6 for ``L_adv``.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class HVSJNDConfig:
 
 def _space_transform(space: str):
     """Identity for RGB budgets; the (linear) BT.601 YCbCr transform for the strict mode, so
-    the loss bounds ``Δ = M₆₀₁·δ`` by the Y/Cb/Cr thresholds (JND.md "Colour")."""
+    the loss bounds ``Δ = M₆₀₁·δ`` by the Y/Cb/Cr thresholds (docs/jnd.md "Colour")."""
     if space == "rgb":
         return lambda t: t
     if space == "ycbcr":

@@ -1,4 +1,4 @@
-"""JNDMGA: "Just Noticeable Difference for machine perception" adversarial images (seed 003).
+"""JNDMGA: "Just Noticeable Difference for machine perception" adversarial images (Akan, Akbas & Yarman Vural 2021).
 
 ``Cost(x) = λ₁·Loss(ŷ, y) + λ₂‖x − x₀‖₂² + λ₃·BR(x) + λ₄·TV(x)`` (eq. 2), updated by plain
 gradient steps ``x(k+1) = x(k) − α·∂Cost/∂x(k)`` (eqs. 3–4) from ``x(0) = x₀`` until the first
@@ -12,7 +12,7 @@ iterate ``x(K)`` the model labels differently — the "just noticeably different
 - ``λ = (100, 10, 10, 1)`` and ``α = 1e-4``: the paper's ImageNet values (Section 5.2). Its
   other sets are for 32 × 32 CIFAR10 images (λ = (10, 1, 1, 10), α = 0.05) and object
   detection (all λ = 1); faces at the recogniser's 160 × 160 input are ImageNet-scale
-  images, so JNDGuard uses the ImageNet set (DESIGN §5).
+  images, so JNDGuard uses the ImageNet set (docs/design.md §5).
 - ``Loss`` is the cross-entropy of the identity head. Impersonation minimises it towards
   the user's target. The paper's experiments are targeted and it makes a non-targeted attack
   "when given an incorrect label": dodging minimises the cross-entropy towards the clean
@@ -30,7 +30,7 @@ Decisions the paper leaves open (see also :mod:`jndguard.core.attacks.anchors`):
   failure honestly.
 
 References: "Just Noticeable Difference for Machine Perception and Generation of Regularized
-Adversarial Images with Minimal Perturbation" (seed 003), eqs. 2–6, Section 5.2.
+Adversarial Images with Minimal Perturbation" (Akan, Akbas & Yarman Vural 2021), eqs. 2–6, Section 5.2.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ DODGE_LABELS = ("runner-up", "least-likely", "negative-ce")
 
 
 def bounded_range_loss(x: torch.Tensor) -> torch.Tensor:
-    """Bounded range ``BR`` (seed 003 eq. 5) on the 0–255 scale, divided by the number of values.
+    """Bounded range ``BR`` (Akan et al. 2021 eq. 5) on the 0–255 scale, divided by the number of values.
 
     Args:
         x: images in [0, 1] units (values outside are what is penalised).
@@ -79,7 +79,7 @@ def bounded_range_loss(x: torch.Tensor) -> torch.Tensor:
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Squared total variation ``TV`` (seed 003 eq. 6), divided by ``H·W·C`` (and the batch).
+    """Squared total variation ``TV`` (Akan et al. 2021 eq. 6), divided by ``H·W·C`` (and the batch).
 
     ``Σ [(x(v, u+1, k) − x(v, u, k))² + (x(v+1, u, k) − x(v, u, k))²] / (H·W·C)`` over the
     neighbour pairs inside the image.
@@ -92,7 +92,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
 def jndmga_cost(loss: torch.Tensor, x: torch.Tensor, x0: torch.Tensor,
                 lambdas=PAPER_LAMBDAS) -> tuple[torch.Tensor, dict[str, float]]:
-    """``λ₁·Loss + λ₂‖x − x₀‖₂² + λ₃·BR(x) + λ₄·TV(x)`` (seed 003 eq. 2).
+    """``λ₁·Loss + λ₂‖x − x₀‖₂² + λ₃·BR(x) + λ₄·TV(x)`` (Akan et al. 2021 eq. 2).
 
     Args:
         loss: the model's loss ``Loss(ŷ, y)`` (a scalar).

@@ -1,4 +1,4 @@
-"""MND: Minimum Noticeable Difference adversarial images (seed 002), as an anchor.
+"""MND: Minimum Noticeable Difference adversarial images (Sun, Jin & Lin 2023), as an anchor.
 
 ``L(Z, X) = L_adv(Z) + β₁·‖Z−X‖₁ − β₂·SSIM(Z, X) + β₃·‖g(Z) − g(X)‖₁`` (eqs. 1, 7) with ``g``
 the Sobel gradient magnitude (eqs. 15–17), minimised iteratively from ``Z⁰ = X`` with learning
@@ -46,7 +46,7 @@ Decisions the paper leaves open (see also :mod:`jndguard.core.attacks.anchors`):
   so each judged iterate is a valid image.
 
 References: W. Sun, J. Jin, W. Lin, "Minimum Noticeable Difference based Adversarial Privacy
-Preserving Image Generation", IEEE TCSVT (seed 002), eqs. 1–21, Algorithm 1, Section IV.
+Preserving Image Generation", IEEE TCSVT (Sun, Jin & Lin 2023), eqs. 1–21, Algorithm 1, Section IV.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ _SOBEL_EPS = 1e-12
 
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude ``g(X) = sqrt(Gx² + Gy²)`` per channel (seed 002 eqs. 15–17).
+    """Sobel gradient magnitude ``g(X) = sqrt(Gx² + Gy²)`` per channel (Sun, Jin & Lin 2023 eqs. 15–17).
 
     Args:
         x: images in [0, 1].
@@ -102,13 +102,13 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
 
 
 def deviation_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``‖Z − X‖₁`` as a mean over pixels and channels (seed 002 eq. 8, mean reduction)."""
+    """``‖Z − X‖₁`` as a mean over pixels and channels (Sun, Jin & Lin 2023 eq. 8, mean reduction)."""
     check_image_batch(z, "Z")
     return (z - x).abs().mean()
 
 
 def structural_similarity(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Differentiable ``SSIM(Z, X)`` (seed 002 eq. 10): ``piq.ssim``, 11 × 11 Gaussian σ = 1.5,
+    """Differentiable ``SSIM(Z, X)`` (Sun, Jin & Lin 2023 eq. 10): ``piq.ssim``, 11 × 11 Gaussian σ = 1.5,
     data range 1, no downsampling, mean over windows, channels and batch.
 
     Raises:
@@ -123,14 +123,14 @@ def structural_similarity(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_similarity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``‖g(Z) − g(X)‖₁`` as a mean over pixels and channels (seed 002 eq. 18, mean reduction)."""
+    """``‖g(Z) − g(X)‖₁`` as a mean over pixels and channels (Sun, Jin & Lin 2023 eq. 18, mean reduction)."""
     check_image_batch(z, "Z")
     return (sobel_magnitude(z) - sobel_magnitude(x)).abs().mean()
 
 
 def mnd_perceptual_loss(z: torch.Tensor, x: torch.Tensor, beta=(100.0, 100.0, 100.0),
                         ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L_pqp = β₁‖Z−X‖₁ − β₂·SSIM(Z, X) + β₃‖g(Z)−g(X)‖₁`` (seed 002 eq. 7).
+    """``L_pqp = β₁‖Z−X‖₁ − β₂·SSIM(Z, X) + β₃‖g(Z)−g(X)‖₁`` (Sun, Jin & Lin 2023 eq. 7).
 
     Args:
         z: adversarial images ``(B, 3, H, W)`` in [0, 1].
@@ -157,7 +157,7 @@ def mnd_perceptual_loss(z: torch.Tensor, x: torch.Tensor, beta=(100.0, 100.0, 10
 
 def mnd_adversarial_loss(logits: torch.Tensor, true_label: int, target_label: int | None = None,
                          power: float = 1.0, nontargeted: str = "eq3") -> torch.Tensor:
-    """MND's adversarial loss, mean over the batch of crops (seed 002 eqs. 3, 4, 6).
+    """MND's adversarial loss, mean over the batch of crops (Sun, Jin & Lin 2023 eqs. 3, 4, 6).
 
     Args:
         logits: ``(N, C)`` pre-softmax scores ``û``.
@@ -180,7 +180,7 @@ def mnd_adversarial_loss(logits: torch.Tensor, true_label: int, target_label: in
 
 
 def least_likely_label(logits: torch.Tensor) -> int:
-    """MND's target class: the one the clean image scores lowest (seed 002 eq. 5).
+    """MND's target class: the one the clean image scores lowest (Sun, Jin & Lin 2023 eq. 5).
 
     Args:
         logits: ``(N, C)`` scores of the clean image's crops (averaged over N).

@@ -1,8 +1,8 @@
 """What a method optimises: one face region of a photo, at native resolution.
 
 The perturbation lives on the region (face box plus margin) of the full-resolution photo;
-the recogniser sees the differentiable ``crop_resize`` of the face box inside it (DESIGN §2).
-Two things make the result survive the real pipeline (issue 4 §5):
+the recogniser sees the differentiable ``crop_resize`` of the face box inside it (docs/design.md §2).
+Two things make the result survive the real pipeline:
 
 - **Crop jitter** (default): every recogniser pass samples random shifts and scales of the face
   box, the size of MTCNN's box changes between the clean and the saved photo; and success is
@@ -109,7 +109,7 @@ class AttackProblem:
         return None if self.target is None else self.gallery[self.target]
 
     def identity_head(self) -> IdentityHead:
-        """Classifier over ``[self, gallery…]``: label 0 is the person (DESIGN §4)."""
+        """Classifier over ``[self, gallery…]``: label 0 is the person (docs/design.md §4)."""
         g = torch.cat([self.clean_embedding[None], self.gallery], 0)
         return IdentityHead(self.recogniser, g, self.logit_scale,
                             ["self", *self.gallery_labels])

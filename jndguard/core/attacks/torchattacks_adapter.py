@@ -1,9 +1,9 @@
 """BIM, PGD, MI-FGSM and DI²-FGSM from ``torchattacks`` (the MND paper's anchors), unchanged.
 
-The attacks run on the identity head (DESIGN §4) through :class:`RegionClassifier`, a small
+The attacks run on the identity head (docs/design.md §4) through :class:`RegionClassifier`, a small
 ``nn.Module`` whose input is the face region ``(1, 3, h, w)`` in [0, 1] and whose output is
 the identity-head logits of ``problem.crops(region)`` averaged over the crop-jitter samples,
-``(1, K+1)`` — expectation over crop jitter, the default for every method (DESIGN §5). Label
+``(1, K+1)`` — expectation over crop jitter, the default for every method (docs/design.md §5). Label
 0 is the person: dodging is the library's untargeted mode with label 0; impersonation is its
 targeted mode (``set_mode_targeted_by_label``) with ``problem.target_label``.
 
@@ -32,7 +32,7 @@ where the library's random resize-and-pad moves it there, as it does for any inp
 
 References: torchattacks 3.5.1 (H. Kim, arXiv:2010.01950); BIM: Kurakin et al. 2017;
 PGD: Madry et al. 2018; MI-FGSM: Dong et al. 2018; DI²-FGSM: Xie et al. 2019;
-MND paper (seed 002) Section IV-A1 for the choice of anchors.
+MND paper (Sun, Jin & Lin 2023) Section IV-A1 for the choice of anchors.
 """
 
 from __future__ import annotations

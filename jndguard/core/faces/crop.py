@@ -1,7 +1,7 @@
 """Differentiable crop + resize from full-resolution photos to recogniser input.
 
 The recogniser sees ``resize(crop(X + δ), 160)``; gradients flow back to the full-resolution
-pixels (DESIGN §2). ``torchvision.ops.roi_align`` averages ``sampling_ratio²`` bilinear samples
+pixels (docs/design.md §2). ``torchvision.ops.roi_align`` averages ``sampling_ratio²`` bilinear samples
 per output pixel, which anti-aliases the downscale like an area filter and is differentiable
 with respect to the image.
 """

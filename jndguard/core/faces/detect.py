@@ -1,6 +1,6 @@
 """Face detection with facenet-pytorch's MTCNN (weights ship inside its wheel).
 
-Decisions (DESIGN §3): ``selection_method='probability'``, ``post_process=False``, every face
+Decisions (docs/design.md §3): ``selection_method='probability'``, ``post_process=False``, every face
 is kept; boxes and landmarks are returned in full-resolution pixel coordinates. Large photos
 are detected on a downscaled copy (long side ``max_side``) and mapped back. Faces smaller than
 ``min_face_size`` full-resolution pixels (the shorter box side, default 20) are dropped: on the

@@ -17,7 +17,7 @@ Entry point::
 - Full resolution: maps are computed tile by tile with a reflected halo (:mod:`.tiling`) and
   carried into recogniser-crop coordinates with a min-pool (:func:`jnd_to_crop`).
 
-See ``docs/jnd.md`` and the specification ``JND.md``.
+See ``docs/jnd.md`` and the specification ``docs/jnd.md`` (Specification).
 """
 
 from jndguard.core.jnd._errors import ExternalModelError, JNDConfigError, MissingDependencyError

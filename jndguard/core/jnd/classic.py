@@ -15,7 +15,7 @@ Implementation choices the papers leave open (written down here, tested in
 
 - Canny (Yang's edge protection): luma is blurred with a Gaussian of σ = √2 (11×11), its
   gradient taken with 3×3 Sobel filters, the high threshold set at 0.5 of the image's
-  largest gradient magnitude and the low one at 0.4 × high, as JND.md specifies. Luma is
+  largest gradient magnitude and the low one at 0.4 × high, as docs/jnd.md specifies. Luma is
   handed to OpenCV in fixed point (1/16 grey level) so no float copy of a large photo is made.
 - Wu et al. (written from the paper's equations, not from its research-only code): the
   Prewitt filters are normalised by 1/6, so ``G_h``, ``G_v`` and ``C_l`` are luminance
@@ -155,7 +155,7 @@ def background_luminance(y: Tensor) -> Tensor:
     References:
         Chou & Li (1995), "A perceptually tuned subband image coder based on the measure
         of just-noticeable-distortion profile", IEEE TCSVT 5(6): background luminance
-        (JND.md, "Building blocks", ``bg``).
+        (docs/jnd.md, "Building blocks", ``bg``).
     """
     _check_planes(y, "y")
     return _bg_valid(_pad(y, 2))
@@ -175,7 +175,7 @@ def max_gradient(y: Tensor) -> Tensor:
         - output: (B, C, H, W)
 
     References:
-        Chou & Li (1995): maximal weighted average of luminance differences (JND.md,
+        Chou & Li (1995): maximal weighted average of luminance differences (docs/jnd.md,
         "Building blocks", ``mg``).
     """
     _check_planes(y, "y")
@@ -195,7 +195,7 @@ def luminance_adaptation(bg: Tensor) -> Tensor:
         The threshold in grey levels, same shape as ``bg``.
 
     References:
-        Chou & Li (1995): visibility threshold due to background luminance (JND.md,
+        Chou & Li (1995): visibility threshold due to background luminance (docs/jnd.md,
         "Building blocks", ``LA``).
     """
     dark = LA_T0 * (1.0 - torch.sqrt(bg.clamp_min(BG_EPS) / 127.0)) + 3.0
@@ -216,7 +216,7 @@ def namm(la: Tensor, t: Tensor, overlap: float = 0.3) -> Tensor:
 
     References:
         Yang et al. (2005), "Motion-compensated residue preprocessing in video coding based
-        on just-noticeable-distortion profile", IEEE TCSVT 15(6): NAMM (JND.md, "Yang NAMM").
+        on just-noticeable-distortion profile", IEEE TCSVT 15(6): NAMM (docs/jnd.md, "Yang NAMM").
     """
     return la + t - overlap * torch.minimum(la, t)
 
@@ -233,7 +233,7 @@ def chou_li_threshold(bg: Tensor, mg: Tensor) -> Tensor:
 
     References:
         Chou & Li (1995): spatial-masking and luminance-adaptation thresholds and their
-        maximum (JND.md, "Chou & Li").
+        maximum (docs/jnd.md, "Chou & Li").
     """
     spatial = mg * (0.0001 * bg + 0.115) + 0.5 - 0.01 * bg
     return torch.maximum(spatial, luminance_adaptation(bg))
@@ -253,7 +253,7 @@ def chou_li_luma_jnd(y: Tensor) -> Tensor:
         - output: (B, 1, H, W)
 
     References:
-        Chou & Li (1995) (JND.md, "Chou & Li").
+        Chou & Li (1995) (docs/jnd.md, "Chou & Li").
     """
     _check_planes(y, "y")
     y_pad = _pad(y, 2)
@@ -288,7 +288,7 @@ def smooth_edge_weight(edges: Tensor, dtype: torch.dtype = torch.float32) -> Ten
         - output: (B, 1, H, W)
 
     References:
-        Yang et al. (2005): edge-protection weight of the texture masking (JND.md, "Yang
+        Yang et al. (2005): edge-protection weight of the texture masking (docs/jnd.md, "Yang
         NAMM", ``W``).
     """
     if edges.ndim != 4:
@@ -349,7 +349,7 @@ def canny_edges(images: Tensor, tile_pixels: int | None = None) -> Tensor:
         - output: (B, 1, H, W)
 
     References:
-        Canny (1986), IEEE TPAMI 8(6); parameters per JND.md ("Yang NAMM").
+        Canny (1986), IEEE TPAMI 8(6); parameters per docs/jnd.md ("Yang NAMM").
     """
     check_image_batch(images)
     if tile_pixels is None:
@@ -377,7 +377,7 @@ def yang_luma_jnd(y: Tensor, edge_weight: Tensor) -> Tensor:
         - output: (B, 1, H, W)
 
     References:
-        Yang et al. (2005): NAMM with edge-weighted texture masking (JND.md, "Yang NAMM").
+        Yang et al. (2005): NAMM with edge-weighted texture masking (docs/jnd.md, "Yang NAMM").
     """
     _check_planes(y, "y")
     y_pad = _pad(y, 2)
@@ -401,7 +401,7 @@ def luminance_contrast(gh: Tensor, gv: Tensor) -> Tensor:
 
     References:
         Wu et al. (2017), "Enhanced just noticeable difference model for images with
-        pattern complexity", IEEE TIP 26(6): luminance contrast (JND.md, ``C_l``).
+        pattern complexity", IEEE TIP 26(6): luminance contrast (docs/jnd.md, ``C_l``).
     """
     return torch.sqrt((gh * gh + gv * gv).clamp_min(BG_EPS))
 
@@ -447,7 +447,7 @@ def orientation_complexity(y: Tensor) -> Tensor:
         - output: (B, 1, H, W)
 
     References:
-        Wu et al. (2017): pattern complexity from orientation diversity (JND.md, ``C_p``).
+        Wu et al. (2017): pattern complexity from orientation diversity (docs/jnd.md, ``C_p``).
     """
     _check_planes(y, "y")
     gh, gv = _prewitt_valid(_pad(y, 2))
@@ -459,7 +459,7 @@ def pattern_masking(c_l: Tensor, c_p: Tensor) -> Tensor:
     """``M_P = log2(1 + C_l) · 0.8 · C_p^2.7 / (C_p² + 0.01)``.
 
     References:
-        Wu et al. (2017): pattern masking (JND.md, ``M_P``).
+        Wu et al. (2017): pattern masking (docs/jnd.md, ``M_P``).
     """
     return torch.log2(1.0 + c_l) * 0.8 * c_p.pow(2.7) / (c_p * c_p + 0.01)
 
@@ -468,7 +468,7 @@ def contrast_masking(c_l: Tensor) -> Tensor:
     """``M_C = 0.115 · 16 · C_l^2.4 / (C_l² + 26²)``.
 
     References:
-        Wu et al. (2017): contrast masking (JND.md, ``M_C``).
+        Wu et al. (2017): contrast masking (docs/jnd.md, ``M_C``).
     """
     return 0.115 * 16.0 * c_l.pow(2.4) / (c_l * c_l + 26.0**2)
 
@@ -477,7 +477,7 @@ def wu_combine(la: Tensor, c_l: Tensor, c_p: Tensor) -> Tensor:
     """``J = LA + V − 0.3·min(LA, V)`` with visual masking ``V = max(M_P, M_C)``.
 
     References:
-        Wu et al. (2017): visual masking and its NAMM combination with LA (JND.md, ``J``).
+        Wu et al. (2017): visual masking and its NAMM combination with LA (docs/jnd.md, ``J``).
     """
     vm = torch.maximum(pattern_masking(c_l, c_p), contrast_masking(c_l))
     return namm(la, vm, YANG_OVERLAP[0])
@@ -506,7 +506,7 @@ def wu_luma_jnd(y: Tensor) -> Tensor:
         - output: (B, 1, H, W)
 
     References:
-        Wu et al. (2017) (JND.md, "Wu et al. 2017 pattern complexity").
+        Wu et al. (2017) (docs/jnd.md, "Wu et al. 2017 pattern complexity").
     """
     _check_planes(y, "y")
     return _wu_valid(_pad(y, 2))

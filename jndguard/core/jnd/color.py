@@ -1,6 +1,6 @@
 """The colour step: from a luma threshold to a per-channel budget.
 
-Two ways to budget colour (JND.md, "Colour"):
+Two ways to budget colour (docs/jnd.md, "Colour"):
 
 - ``"scaled"`` (default) and ``"gray"``: a per-channel RGB budget ``J(n) = s · k_n · J_Y``
   with ``k = (R 1.3, G 1.0, B 1.55)`` (``"gray"`` uses ``k = 1``) and a global strength
@@ -23,7 +23,7 @@ from jndguard.errors import ShapeError, check_image_batch
 
 COLOR_MODES = ("scaled", "gray", "ycbcr")
 
-#: Per-channel factors k = (R, G, B) of the default colour step (JND.md, "Colour").
+#: Per-channel factors k = (R, G, B) of the default colour step (docs/jnd.md, "Colour").
 RGB_SCALE = (1.3, 1.0, 1.55)
 
 #: ITU-R BT.601 full-range RGB → YCbCr matrix (as in JPEG/JFIF); rows Y, Cb, Cr.
@@ -129,7 +129,7 @@ def scale_channels(
         - output: (B, 3, H, W)
 
     References:
-        JND.md, "Colour"; Yang et al. (2005), the YCbCr NAMM it summarises.
+        docs/jnd.md, "Colour"; Yang et al. (2005), the YCbCr NAMM it summarises.
     """
     if luma_jnd.ndim != 4 or luma_jnd.shape[1] != 1:
         raise ShapeError(f"luma_jnd must have shape (B, 1, H, W), got {tuple(luma_jnd.shape)}")

@@ -2,7 +2,7 @@
 
 The recogniser sees ``resize(crop(X + δ), 160)``. The budget of a crop pixel must hold for
 every full-resolution pixel that feeds it, so the map is carried over with a *min* over each
-crop pixel's footprint, never recomputed on the small crop (JND.md, "Implementation notes").
+crop pixel's footprint, never recomputed on the small crop (docs/jnd.md, "Implementation notes").
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def jnd_to_crop(
             non-positive size.
 
     References:
-        JND.md, "Implementation notes" (faces at recogniser resolution).
+        docs/jnd.md, "Implementation notes" (faces at recogniser resolution).
     """
     check_image_batch(jnd, "jnd")
     out_h, out_w = (size, size) if isinstance(size, int) else tuple(size)

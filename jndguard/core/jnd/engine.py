@@ -141,7 +141,7 @@ def jnd_map(
         ExternalModelError: an external model broke its output contract.
 
     References:
-        JND.md; Chou & Li (1995); Yang et al. (2005); Wu et al. (2017).
+        docs/jnd.md; Chou & Li (1995); Yang et al. (2005); Wu et al. (2017).
     """
     check_image_batch(images)
     s = _check_strength(strength)

@@ -49,7 +49,7 @@ def noise_psnr(
         - output: (B,)
 
     References:
-        JND.md, "Checks", item 2.
+        docs/jnd.md, "Checks", item 2.
     """
     check_image_batch(images)
     check_image_batch(jnd, "jnd")

@@ -3,9 +3,9 @@
 - :func:`paper_adversarial_loss` — the cross-entropy variant of the MND paper that the
   HVS-JND paper adopts ("a variant of cross-entropy loss [29]"): with ``ŷ = softmax(logits)``,
   non-targeted ``⟨y_gt, ŷ^r⟩`` (push the true class's probability down), targeted
-  ``−⟨y_t, ŷ^r⟩`` (seed 002 eqs. 3, 4, 6).
+  ``−⟨y_t, ŷ^r⟩`` (Sun, Jin & Lin 2023 eqs. 3, 4, 6).
 - :func:`cosine_margin_loss` — JNDGuard's ``fast``-mode loss, aligned with the success test
-  of DESIGN §4: dodging pushes ``cos(emb(Z), emb(X))`` below ``τ − margin``; impersonation
+  of docs/design.md §4: dodging pushes ``cos(emb(Z), emb(X))`` below ``τ − margin``; impersonation
   pulls ``cos(emb(Z), c_target)`` above ``τ + margin`` and above every other identity.
   The softmax loss saturates on this recogniser (``ŷ_self ≈ 1`` at the start, vanishing
   gradient) and its optimum (top-1 changed) is not the success criterion.
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 def paper_adversarial_loss(logits: torch.Tensor, true_label: int, target_label: int | None = None,
                            power: float = 1.0) -> torch.Tensor:
-    """MND/HVS-JND adversarial loss (seed 002 eq. 6), mean over the batch of crops.
+    """MND/HVS-JND adversarial loss (Sun, Jin & Lin 2023 eq. 6), mean over the batch of crops.
 
     Args:
         logits: ``(N, C)`` identity-head logits.

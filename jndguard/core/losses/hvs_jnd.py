@@ -8,12 +8,12 @@
 - ``G = L₁(g(Z), g(X), |g(J)|)`` with ``g`` the Sobel operator, horizontal and vertical (eq. 6).
 
 The paper writes sums; JNDGuard uses means over pixels and channels (values in [0, 1]) so β
-does not depend on the image size (DESIGN §5) — the paper's β are kept for ``paper`` mode.
+does not depend on the image size (docs/design.md §5) — the paper's β are kept for ``paper`` mode.
 The ablations of the paper's Table 1 are selectable: ``L1``, ``L1_ori`` (plain mean |P|),
 ``L2``, ``L2_ori`` (plain mean P²), ``L1+L2``, ``L1+L2+G``.
 
 References: "HVS-inspired adversarial image generation with high perceptual quality",
-J. Cloud Comput. (seeds 000/001), eqs. 1–8; Sobel: Kanopoulos et al. 1988.
+J. Cloud Comput. (Xue et al. 2023), eqs. 1–8; Sobel: Kanopoulos et al. 1988.
 """
 
 from __future__ import annotations
@@ -54,20 +54,20 @@ def _weighted_excess(diff: torch.Tensor, budget: torch.Tensor, m: torch.Tensor,
 
 
 def jnd_l1(z: torch.Tensor, x: torch.Tensor, j: torch.Tensor, m_rgb=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """Deviation loss ``L₁ = mean(λ · relu(|Z−X| − J))`` (seed 000 eq. 3, λ from eq. 7)."""
+    """Deviation loss ``L₁ = mean(λ · relu(|Z−X| − J))`` (Xue et al. 2023 eq. 3, λ from eq. 7)."""
     check_image_batch(z, "Z")
     return _weighted_excess(z - x, j, channel_weights(m_rgb, z), 1)
 
 
 def jnd_l2(z: torch.Tensor, x: torch.Tensor, j: torch.Tensor, m_rgb=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """Fidelity loss ``L₂ = mean(λ · relu(|Z−X| − J)²)`` (seed 000 eq. 5)."""
+    """Fidelity loss ``L₂ = mean(λ · relu(|Z−X| − J)²)`` (Xue et al. 2023 eq. 5)."""
     check_image_batch(z, "Z")
     return _weighted_excess(z - x, j, channel_weights(m_rgb, z), 2)
 
 
 def gradient_loss(z: torch.Tensor, x: torch.Tensor, j: torch.Tensor,
                   m_rgb=(1.0, 1.0, 1.0), j_gradient: torch.Tensor | None = None) -> torch.Tensor:
-    """Gradient loss ``G = L₁(g(Z), g(X), |g(J)|)`` (seed 000 eq. 6).
+    """Gradient loss ``G = L₁(g(Z), g(X), |g(J)|)`` (Xue et al. 2023 eq. 6).
 
     ``j_gradient`` may pass a precomputed ``|g(J)|`` (it is constant during an attack).
     """

@@ -1,4 +1,4 @@
-"""Quality and protection metrics (DESIGN §7).
+"""Quality and protection metrics (docs/design.md §7).
 
 - :mod:`.quality`: PSNR and SSIM with pinned definitions, MS-SSIM, FSIM, GMSD, HaarPSI and
   VIF (the last five from ``piq``).

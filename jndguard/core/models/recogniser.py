@@ -95,7 +95,7 @@ class Recogniser(nn.Module):
 
 
 class IdentityHead(nn.Module):
-    """Turn an embedder + gallery into a classifier (DESIGN §4).
+    """Turn an embedder + gallery into a classifier (docs/design.md §4).
 
     ``logits_k = s · cos(emb(x), c_k)`` over gallery embeddings ``c_0..c_K``; by convention
     ``c_0`` is the protected person's own clean embedding and ``c_1..c_K`` are other

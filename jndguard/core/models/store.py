@@ -47,7 +47,7 @@ DATASET = "5-celebrity"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 # The converted model must identify at least this many of the 25 validation faces and reach
-# this pair AUC, or the conversion is declared broken (DESIGN §3 measured 25/25, AUC ≈ 0.99).
+# this pair AUC, or the conversion is declared broken (docs/design.md §3 measured 25/25, AUC ≈ 0.99).
 MIN_IDENTIFIED = 24
 MIN_PAIR_AUC = 0.98
 
@@ -127,7 +127,7 @@ def dataset_dir(home: Path | None = None) -> Path:
 
 def validation_photos(n: int = 25, home: Path | None = None) -> list[Path]:
     """The first ``n`` validation photos in name order: the faces of the benchmark protocol
-    (DESIGN §8) that ``bench protection`` and ``compare --validation`` use."""
+    (docs/design.md §8) that ``bench protection`` and ``compare --validation`` use."""
     return sorted((dataset_dir(home) / "val").glob("*/*.jpg"))[:n]
 
 

@@ -1,2 +1,2 @@
 """Research tooling (Qt-free): method comparisons in the papers' Table 1 layout, figures and
-analysis maps (issue 7)."""
+analysis maps."""

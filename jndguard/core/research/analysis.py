@@ -1,5 +1,5 @@
 """Analysis of one protected photo: where it changed, by how much relative to the JND, and
-where the recogniser looks (issue 7).
+where the recogniser looks.
 
 - :func:`difference_maps`: per-channel ``|protected − original|`` normalised to 0–255 (the MND
   paper's Fig. 4) and the ratio of changed pixels.

@@ -1,4 +1,4 @@
-"""Compare protection methods on the same faces with the same recogniser (DESIGN §8).
+"""Compare protection methods on the same faces with the same recogniser (docs/design.md §8).
 
 One (method, photo) evaluation is :func:`evaluate_photo`; :func:`summarise` turns the per-face
 rows of one configuration into the figures of the papers' Table 1 (success on the exported

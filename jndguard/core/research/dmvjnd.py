@@ -1,5 +1,5 @@
-"""DMV-JND (seed 004): the largest noise the recogniser tolerates without changing its
-decision — the machine's own JND — estimated per face (DESIGN §5).
+"""DMV-JND (Jin et al. 2022): the largest noise the recogniser tolerates without changing its
+decision — the machine's own JND — estimated per face (docs/design.md §5).
 
 The paper trains an encoder–decoder on CIFAR-10 classifiers; JNDGuard has one face and one
 recogniser, so it optimises the noise ``e`` of that face's crop directly with the paper's loss
@@ -119,7 +119,7 @@ def dmv_jnd(recogniser, crop: torch.Tensor, others: torch.Tensor | None = None,
         margin: cosine over τ an iterate must keep to be chosen.
 
     References:
-        Jin et al., "DMV-JND", seed 004, eq. 7–15.
+        Jin et al., "DMV-JND", Jin et al. 2022, eq. 7–15.
     """
     from jndguard.core.research.analysis import grad_cam
 

@@ -220,7 +220,7 @@ class ControlsPanel(QScrollArea):
         g_method = QGroupBox("Method")
         f = QFormLayout(g_method)
         self.mode = _combo(params.MODES, "Paper: the paper's β, δ and restarts. Fast: measured defaults.")
-        self.variant = _combo(params.VARIANTS, "Perceptual loss ablation (seed 000, Table 1)")
+        self.variant = _combo(params.VARIANTS, "Perceptual loss ablation (Xue et al. 2023, Table 1)")
         f.addRow("Mode", self.mode)
         f.addRow("Loss", self.variant)
         self.beta_custom = QCheckBox("Custom β and δ (else the mode's defaults)")
