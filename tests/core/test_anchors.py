@@ -125,7 +125,7 @@ def test_mnd_losses_reject_bad_shapes():
         sobel_magnitude(torch.zeros(1, 1, 4, 4))
 
 
-# --- JNDMGA losses (Akan, Akbas & Yarman Vural 2021) ------------------------------------------------------------------
+# --- JNDMGA losses (Akan, Akbas & Yarman Vural 2021) ------------------------------------------
 
 
 def test_bounded_range_eq5_on_the_8bit_scale():

@@ -1,6 +1,7 @@
 """The anchor methods of the papers, behind JNDGuard's one method interface (docs/design.md §5).
 
-Anchors are the methods JNDGuard is compared against: MND (Sun, Jin & Lin 2023), JNDMGA (Akan, Akbas & Yarman Vural 2021) and
+Anchors are the methods JNDGuard is compared against: MND (Sun, Jin & Lin 2023), JNDMGA
+(Akan, Akbas & Yarman Vural 2021) and
 BIM, PGD, MI-FGSM, DI²-FGSM through ``torchattacks`` (the library the MND paper used). Each
 is an :class:`AnchorMethod`: ``iterate(problem, init=None)`` yields a
 :class:`~jndguard.core.attacks.base.Step` per iteration and returns an

@@ -1,4 +1,5 @@
-"""JNDMGA: "Just Noticeable Difference for machine perception" adversarial images (Akan, Akbas & Yarman Vural 2021).
+"""JNDMGA: "Just Noticeable Difference for machine perception" adversarial images
+(Akan, Akbas & Yarman Vural 2021).
 
 ``Cost(x) = λ₁·Loss(ŷ, y) + λ₂‖x − x₀‖₂² + λ₃·BR(x) + λ₄·TV(x)`` (eq. 2), updated by plain
 gradient steps ``x(k+1) = x(k) − α·∂Cost/∂x(k)`` (eqs. 3–4) from ``x(0) = x₀`` until the first
