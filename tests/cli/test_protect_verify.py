@@ -43,7 +43,7 @@ def test_protect_exports_verified_files(store_env, photo, tmp_path, capsys):
     assert report["method"] == "hvs-jnd" and report["model"]["sha256"]
     ver = report["verification"]
     assert ver["size"] == "quick" and ver["matrix"]
-    assert {e["encoding"] for e in ver["matrix"]} >= {"file", "jpeg75"}
+    assert {e["encoding"] for e in ver["matrix"]} >= {"file", "jpeg60"}
     # the exit status is the matrix's verdict: 1 when the face is recognised in any cell
     recognised = any(not e["passed"] for e in ver["matrix"])
     assert ver["protected"] is (not recognised)
@@ -77,7 +77,7 @@ def test_verify_human_output_is_a_grid(store_env, photo, tmp_path, capsys):
     Image.open(photo).save(copy)
     assert main(["verify", str(photo), str(copy), "--no-dlib"]) == 1
     out = capsys.readouterr().out
-    assert "file" in out and "jpeg75" in out and "✗" in out and "NOT protected" in out
+    assert "file" in out and "jpeg60" in out and "✗" in out and "NOT protected" in out
 
 
 def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch):
