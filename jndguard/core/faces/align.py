@@ -192,8 +192,8 @@ def dlib_chip_transform(points: Sequence[Sequence[float]] | np.ndarray, size: in
 
 
 def _floor_ste(v: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """``floor(v + eps)`` forward, identity backward."""
-    return v + (torch.floor(v + eps) - v).detach()
+    """``floor(clamp(v, 0, 255) + eps)`` forward (an 8-bit store), identity backward."""
+    return v + (torch.floor(v.clamp(0.0, 255.0) + eps) - v).detach()
 
 
 def _snap_ste(v: torch.Tensor, tol: float = _QUANT_EPS) -> torch.Tensor:
@@ -277,7 +277,7 @@ def dlib_face_chip(x: torch.Tensor, details: ChipDetails, quantise: bool = True)
     chip = warp_affine(v, details.photo_from_chip(rect), (details.rows, details.cols),
                        strict_border=True)
     if quantise:
-        chip = _floor_ste(chip.clamp(0.0, 255.0), 1e-6)
+        chip = _floor_ste(chip, 1e-6)
     return (chip / 255.0).to(x.dtype)
 
 
