@@ -73,7 +73,7 @@ def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy, jpeg_qualities=(), long_edge=None)
     assert "dlib check skipped" in " ".join(rep["notes"])
-    assert "dlib-resnet" not in rep["recognisers"]
+    assert "dlib" not in rep["recognisers"]
 
 
 def test_dlib_check_runs_when_installed(store_env, photo, tmp_path):
@@ -85,7 +85,7 @@ def test_dlib_check_runs_when_installed(store_env, photo, tmp_path):
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy, jpeg_qualities=(), long_edge=None)
-    d = [c for c in rep["checks"] if c["recogniser"] == "dlib-resnet"]
+    d = [c for c in rep["checks"] if c["recogniser"] == "dlib"]
     assert d and d[0]["same_person"] and d[0]["distance"] < 0.6
 
 

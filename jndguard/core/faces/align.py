@@ -230,6 +230,39 @@ def _round_half_up(v: float) -> int:
     return math.floor(v + 0.5)
 
 
+def _dlib_plan(details: ChipDetails, width: float, height: float):
+    """What ``extract_image_chips`` reads: the integer region ``(left, top, right, bottom)``
+    (inclusive) its pyramid is built on, the pyramid level sampled (−1: none) and the chip
+    rectangle in that level's coordinates; None when the region is empty."""
+    size = details.rows * details.cols
+    # pyramid depth: a 2-pixel border per level, doubled for every level above it
+    rect, grow = _rect_down(details.rect), 2.0
+    while _area(rect) > size:
+        rect, grow = _rect_down(rect), grow * 2 + 2
+    tl, tr, bl = details.corners()
+    pts = np.array([tl, tr, bl, tr + bl - tl])
+    bb = (max(pts[:, 0].min() - grow, 0.0), max(pts[:, 1].min() - grow, 0.0),
+          min(pts[:, 0].max() + grow, width - 1.0), min(pts[:, 1].max() + grow, height - 1.0))
+    left, top, right, bottom = (_round_half_up(v) for v in bb)
+    if right < left or bottom < top:
+        return None
+    l, t, r, b = details.rect
+    rect = (l - left, t - top, r - left, b - top)
+    level = -1
+    while _area(_rect_down(rect)) > size:
+        level += 1
+        rect = _rect_down(rect)
+    return (left, top, right, bottom), level, rect
+
+
+def dlib_chip_footprint(details: ChipDetails) -> tuple[int, int, int, int]:
+    """The photo pixels ``(left, top, right, bottom)`` (inclusive) :func:`dlib_face_chip`
+    reads, before clipping to the photo."""
+    plan = _dlib_plan(details, math.inf, math.inf)
+    assert plan is not None
+    return plan[0]
+
+
 def dlib_face_chip(x: torch.Tensor, details: ChipDetails, quantise: bool = True) -> torch.Tensor:
     """dlib's ``extract_image_chip(img, details, chip)`` as a differentiable function.
 
@@ -244,29 +277,10 @@ def dlib_face_chip(x: torch.Tensor, details: ChipDetails, quantise: bool = True)
     check_image_batch(x, "x")
     if x.shape[0] != 1:
         raise ShapeError(f"dlib_face_chip takes one photo (1, 3, H, W), got {tuple(x.shape)}")
-    h, w = x.shape[2:]
-    size = details.rows * details.cols
-    # pyramid depth and the region it is built on (a 2-pixel border per level, doubled upward)
-    rect, grow = _rect_down(details.rect), 2.0
-    while _area(rect) > size:
-        rect, grow = _rect_down(rect), grow * 2 + 2
-    rot = details.corners()
-    l, t, r, b = details.rect
-    br = rot[1] + rot[2] - rot[0]  # the fourth rotated corner
-    xs, ys = [p[0] for p in (*rot, br)], [p[1] for p in (*rot, br)]
-    bb = (max(min(xs) - grow, 0.0), max(min(ys) - grow, 0.0),
-          min(max(xs) + grow, w - 1.0), min(max(ys) + grow, h - 1.0))
-    bl_, bt_, br_, bb_ = (_round_half_up(v) for v in bb)
-    bl_, bt_ = max(bl_, 0), max(bt_, 0)
-    br_, bb_ = min(br_, w - 1), min(bb_, h - 1)
-    if br_ < bl_ or bb_ < bt_:
+    plan = _dlib_plan(details, x.shape[3], x.shape[2])
+    if plan is None:
         return torch.zeros(1, 3, details.rows, details.cols, dtype=x.dtype, device=x.device)
-    # level: how many times the region is halved before sampling (−1: the photo itself)
-    rect = (l - bl_, t - bt_, r - bl_, b - bt_)
-    level = -1
-    while _area(_rect_down(rect)) > size:
-        level += 1
-        rect = _rect_down(rect)
+    (bl_, bt_, br_, bb_), level, rect = plan
     v = x[:, :, bt_:bb_ + 1, bl_:br_ + 1].to(torch.float64) * 255.0
     if quantise:
         v = _snap_ste(v)

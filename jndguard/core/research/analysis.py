@@ -203,7 +203,6 @@ def face_grad_cams(recogniser, original: np.ndarray, protected: Sequence[np.ndar
     References:
         Selvaraju et al., "Grad-CAM", ICCV 2017; the MND paper's Fig. 3.
     """
-    from jndguard.core.faces import crop_resize
     from jndguard.core.imageio import to_tensor
 
     images = [original, *protected]
@@ -212,8 +211,8 @@ def face_grad_cams(recogniser, original: np.ndarray, protected: Sequence[np.ndar
             raise ValueError(f"protected images must be {original.shape} like the original, "
                              f"got {im.shape}")
     dev = recogniser.device
-    size = recogniser.info.input_size
-    crops = torch.cat([crop_resize(to_tensor(im, dev), [box], size=size) for im in images])
+    # every image seen through the view fixed on the original (its box, or dlib's landmarks)
+    crops = torch.cat([recogniser.crops(to_tensor(im, dev), [box], pixels=original) for im in images])
     with torch.no_grad():
         embs = recogniser(crops)
     cams = grad_cam(recogniser, crops, embs[0], target="logit").numpy().astype(np.float32)
