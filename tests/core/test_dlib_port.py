@@ -303,3 +303,22 @@ def test_embed_command(model_home, monkeypatch, capsys, celeb_dir):
     doc = json.loads(capsys.readouterr().out)
     assert doc["model"] == "facenet128-msceleb" and doc["normalised"]
     assert np.linalg.norm(doc["faces"][0]["embedding"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pipeline_protects_against_the_port(dlib_recogniser, celeb_dir):
+    """The protect path with `--model dlib-resnet`: the optimiser attacks the port through
+    dlib's chip; the exported 8-bit photo is judged by the port on re-detected faces."""
+    from jndguard.core.pipeline import ProtectionSettings, protect
+
+    photo = load_image(sorted((celeb_dir / "val" / "madonna").glob("*.jpg"))[0])
+    result = protect(photo, ProtectionSettings(method="bim", model="dlib-resnet", device="cpu",
+                                               jitter_samples=2), dlib_recogniser)
+    assert result.model["name"] == "dlib-resnet"
+    face = result.per_face[0]
+    x0, y0, x1, y1 = face["region"]
+    view = dlib_recogniser.face_view(photo.pixels, result.faces[0])
+    fl, ft, fr, fb = view.footprint()
+    assert x0 <= max(fl, 0) and y0 <= max(ft, 0)  # the region holds everything dlib reads
+    assert x1 >= min(fr, photo.width) and y1 >= min(fb, photo.height)
+    assert face["redetected"] and face["similarity"] < dlib_recogniser.threshold
+    assert result.success

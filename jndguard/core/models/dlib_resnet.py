@@ -141,6 +141,11 @@ class DlibResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c, EMBEDDING_DIM, bias=False)
 
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The last block with a spatial map worth explaining (4×4 on the 150 px chip)."""
+        return self.blocks[-2]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x * 255.0 - self.input_mean[:, None, None]) / 256.0
         x = F.max_pool2d(F.relu(self.aff1(self.conv1(x))), 3, 2)

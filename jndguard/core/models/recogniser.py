@@ -99,8 +99,9 @@ class Recogniser(nn.Module):
         return next(self.backbone.parameters()).device
 
     def descriptor(self, crops: torch.Tensor) -> torch.Tensor:
-        """The backbone's raw output ``(N, D)``, before L2 normalisation (for dlib's ResNet,
-        exactly what ``compute_face_descriptor`` returns)."""
+        """The backbone's output ``(N, D)`` before this wrapper's L2 normalisation: for dlib's
+        ResNet exactly what ``compute_face_descriptor`` returns (unnormalised); facenet-pytorch's
+        InceptionResnetV1 already normalises inside."""
         s = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (3, s, s):
             raise ShapeError(f"recogniser input must be (N, 3, {s}, {s}), got {tuple(crops.shape)}")

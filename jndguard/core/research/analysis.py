@@ -104,6 +104,8 @@ def _last_conv_block(recogniser) -> torch.nn.Module:
     b = recogniser.backbone
     if hasattr(b, "block8"):
         return b.block8
+    if hasattr(b, "gradcam_layer"):  # dlib's ResNet: the last block with a 4×4 map
+        return b.gradcam_layer
     convs = [m for m in b.modules() if isinstance(m, torch.nn.Conv2d)]
     if not convs:
         raise ValueError("the recogniser has no convolution to take Grad-CAM from")
@@ -113,8 +115,8 @@ def _last_conv_block(recogniser) -> torch.nn.Module:
 def _unnormalised_embedding(recogniser, x: torch.Tensor) -> torch.Tensor:
     """The recogniser's embedding of ``x`` before the final L2 normalisation."""
     last = getattr(recogniser.backbone, "last_bn", None)
-    if last is None:
-        raise ValueError("the logit target needs a backbone with `last_bn` (InceptionResnetV1)")
+    if last is None:  # a backbone that does not normalise inside (dlib's ResNet)
+        return recogniser.descriptor(x)
     out: list[torch.Tensor] = []
     handle = last.register_forward_hook(lambda _m, _i, o: out.append(o))
     try:
