@@ -736,7 +736,7 @@ class ExportSummary:
 def build_report(result: Any, verification: dict | None = None) -> dict[str, Any]:
     """The report fields of one protected photo (export adds file names and versions)."""
     settings = result.settings
-    settings_dict = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+    settings_dict = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
     faces = []
     per_face = list(getattr(result, "per_face", []) or [])
     for i, face in enumerate(getattr(result, "faces", []) or []):
