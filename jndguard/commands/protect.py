@@ -51,16 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def collect_photos(paths: list[Path]) -> list[Path]:
-    from jndguard.core.imageio import is_supported
+    """The photos the command line names: folders' photos (not recursive, not our outputs)."""
+    from jndguard.core.photos import collect_photos as collect
 
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.is_file() and is_supported(q)
-                          and ".protected" not in q.name)
-        else:
-            out.append(p)
-    return out
+    return collect(paths, recursive=False, skip_protected=True)
 
 
 def run(args: argparse.Namespace) -> int:
