@@ -21,7 +21,7 @@ def gui(argv: list[str] | None = None) -> int:
 def study_window(study_path: Path, results_dir: Path, participant: str | None, windowed: bool) -> int:
     """Run a perceptual study (:mod:`jndguard.core.study`) full-screen (or in a window)."""
     from jndguard.core.study import load_study
-    from jndguard.gui.app import create_app
+    from jndguard.gui.qtapp import create_app
     from jndguard.gui.study_window import StudyWindow
 
     study = load_study(study_path)
