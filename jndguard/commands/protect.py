@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.pipeline import ProtectionSettings, protect_steps
     from jndguard.core.progress import drive
+    from jndguard.core.results import build_report
     from jndguard.core.verify import summarise, verify
     from jndguard.errors import JNDGuardError
 
@@ -93,11 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 result = drive(protect_steps(image, settings, rec), show)
             if not result.faces:
                 raise JNDGuardError(f"{path}: no face found (nothing to protect)")
-            report = {
-                "method": settings.method, "settings": settings.to_dict(), "model": result.model,
-                "device": result.device, "seconds": round(result.seconds, 2),
-                "success": result.success, "metrics": result.metrics, "faces": result.per_face,
-            }
+            report = build_report(result)
             verifier = None if args.no_verify else (lambda p, src=path: verify(src, p, [rec], device))
             written = export_photo(result.protected, args.output, source=path, report=report,
                                    options=options, icc_profile=image.icc_profile, verify=verifier)

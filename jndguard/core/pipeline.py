@@ -25,6 +25,7 @@ from jndguard.core.imageio import LoadedImage, to_uint8
 
 # re-exported: the settings and the method registry have their own modules
 from jndguard.core.methods import METHODS, build_method, method_spec, paper_defaults
+from jndguard.core.results import FaceResult
 from jndguard.core.settings import Goal, JndColor, ProtectionSettings
 from jndguard.errors import JNDGuardError
 
@@ -59,7 +60,7 @@ class ProtectionResult:
     protected: np.ndarray  # (H, W, 3) uint8
     jnd: np.ndarray  # (H, W, 3) float32, 8-bit levels
     faces: list[Face]
-    per_face: list[dict]
+    per_face: list[FaceResult]
     metrics: dict
     settings: ProtectionSettings
     success: bool
@@ -223,7 +224,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
              if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
     protected = x.clone()
-    per_face: list[dict] = [{} for _ in faces]
+    per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
     regions = [face_region(f, settings.margin, image.width, image.height,
                            None if v is None else v.footprint()) for f, v in zip(faces, views)]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from jndguard.core.results import build_report  # re-exported: one report builder for CLI and GUI
 from jndguard.gui import imaging
 
 logger = logging.getLogger(__name__)
@@ -731,39 +732,6 @@ class ExportSummary:
     reports: list[Path] = field(default_factory=list)
     summary: Path | None = None
     failed: list[tuple[str, str]] = field(default_factory=list)
-
-
-def build_report(result: Any, verification: dict | None = None) -> dict[str, Any]:
-    """The report fields of one protected photo (export adds file names and versions)."""
-    settings = result.settings
-    settings_dict = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
-    faces = []
-    per_face = list(getattr(result, "per_face", []) or [])
-    for i, face in enumerate(getattr(result, "faces", []) or []):
-        entry: dict[str, Any] = {"index": i}
-        entry.update(face.to_dict() if hasattr(face, "to_dict") else {"box": getattr(face, "box", None)})
-        entry["method"] = settings_dict.get("method")
-        entry["parameters"] = settings_dict
-        entry["model"] = (getattr(result, "model", None) or {}).get("name")
-        entry["device"] = getattr(result, "device", None)
-        if i < len(per_face):
-            entry.update(per_face[i])
-        faces.append(entry)
-    report: dict[str, Any] = {
-        "method": settings_dict.get("method"),
-        "goal": settings_dict.get("goal"),
-        "target": settings_dict.get("target"),
-        "settings": settings_dict,
-        "model": getattr(result, "model", None),
-        "device": getattr(result, "device", None),
-        "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
-        "success": bool(getattr(result, "success", False)),
-        "metrics": getattr(result, "metrics", None),
-        "faces": faces,
-    }
-    if verification is not None:
-        report["verification"] = verification
-    return report
 
 
 def export_run(
