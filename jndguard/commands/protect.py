@@ -21,7 +21,7 @@ def _floats(n: int):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from jndguard.core.pipeline import METHODS
+    from jndguard.core.methods import METHODS
 
     p = sub.add_parser("protect", help="protect the faces in photos and export the results")
     p.add_argument("photos", nargs="+", type=Path, help="photos or folders")

@@ -23,19 +23,11 @@ from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
 from jndguard.core.faces import Face, crop_resize, detect_faces, expand_box
 from jndguard.core.imageio import LoadedImage, to_uint8
+from jndguard.core.methods import METHODS
 from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
 
-METHODS: dict[str, str] = {
-    "hvs-jnd": "HVS-JND (recommended)",
-    "mnd": "MND",
-    "jndmga": "JNDMGA",
-    "bim": "BIM",
-    "pgd": "PGD",
-    "mifgsm": "MI-FGSM",
-    "difgsm": "DI²-FGSM",
-}
 
 
 class Cancelled(JNDGuardError):
