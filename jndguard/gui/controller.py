@@ -208,11 +208,15 @@ class Controller(QObject):
         item = self.queue.item(ev.item_id)
         if item is None:  # removed meanwhile
             return
+        if isinstance(ev, tasks.PhotoThumbnail):
+            self.queue.set_thumbnail(item, ev.thumbnail)
+            return
         if isinstance(ev, tasks.PhotoFailed):
             item.status, item.reason, item.details = Status.FAILED, ev.reason, ev.details
             self.errors.report(f"Cannot read {item.name}", ev.reason, ev.details)
         else:
             item.image, item.faces, item.status = ev.image, ev.faces, Status.WAITING
+            item.faces_min_size = ev.min_face_size
             self.queue.set_thumbnail(item, ev.thumbnail)
         self.queue.changed(item.id)
         self.itemUpdated.emit(item.id)
@@ -520,7 +524,9 @@ class Controller(QObject):
             return False
         settings_list = settings_list or [self.settings]
         self.store.set_protection_settings(self.settings)
-        jobs = [tasks.RunJob(it.id, it.image, s) for it in items for s in settings_list]
+        # the faces found when the photo was added are reused (detected once per photo)
+        jobs = [tasks.RunJob(it.id, it.image, s, it.faces if it.faces_min_size == s.min_face_size else None)
+                for it in items for s in settings_list]
         ids = [it.id for it in items]
         n = len(jobs)
         budget = max(s.max_iterations for s in settings_list)

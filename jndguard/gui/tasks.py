@@ -39,6 +39,15 @@ class PhotoLoaded:
     faces: list
     thumbnail: np.ndarray
     seconds: float
+    min_face_size: int = 20  # the detection floor ``faces`` were found with
+
+
+@dataclass
+class PhotoThumbnail:
+    """A photo's thumbnail, from a reduced decode, before the photo itself is decoded."""
+
+    item_id: int
+    thumbnail: np.ndarray
 
 
 @dataclass
@@ -99,12 +108,34 @@ def _key(p: Path) -> Path:
         return p
 
 
+THUMBNAIL_SIZE = 112
+
+
+def quick_thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> np.ndarray | None:
+    """A thumbnail without decoding the whole photo: JPEG's reduced DCT decode
+    (``Image.draft``) and Pillow's ``reduce``, in display orientation. None when the file
+    cannot be read this way (the full load then says why)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (2 * size, 2 * size))
+            img = ImageOps.exif_transpose(img)
+            img = img.convert("RGB")
+            img.thumbnail((size, size), Image.Resampling.BOX, reducing_gap=2.0)
+            return np.asarray(img, dtype=np.uint8).copy()
+    except Exception:  # a bad file is reported by the full load
+        return None
+
+
 def load_photos(
     jobs: Sequence[tuple[int, Path]], min_face_size: int = 20, device: str = "cpu"
-) -> Generator[PhotoLoaded | PhotoFailed, None, int]:
-    """Decode each photo, make its thumbnail and detect its faces.
+) -> Generator[PhotoThumbnail | PhotoLoaded | PhotoFailed, None, int]:
+    """Show each photo's thumbnail at once, then decode the photo and detect its faces.
 
-    A bad file yields :class:`PhotoFailed` with the loader's message; the others continue.
+    Yields :class:`PhotoThumbnail` first for every photo (a reduced decode takes
+    milliseconds even for 12 MP), then :class:`PhotoLoaded` per photo. A bad file yields
+    :class:`PhotoFailed` with the loader's message; the others continue.
 
     Returns:
         The number of photos read successfully.
@@ -114,11 +145,18 @@ def load_photos(
 
     dev = _detection_device(device)
     ok = 0
+    thumbs: dict[int, np.ndarray | None] = {}
+    for item_id, path in jobs:
+        thumbs[item_id] = quick_thumbnail(path)
+        if thumbs[item_id] is not None:
+            yield PhotoThumbnail(item_id, thumbs[item_id])
     for item_id, path in jobs:
         t0 = time.perf_counter()
         try:
             image = load_image(path)
-            thumb = imaging.thumbnail(image.pixels, 112)
+            thumb = thumbs.get(item_id)
+            if thumb is None or image.notes:  # converted modes: the decoded photo is the truth
+                thumb = imaging.thumbnail(image.pixels, THUMBNAIL_SIZE)
             faces = detect_faces(image.pixels, dev, min_face_size=min_face_size)
         except Exception as exc:  # every failure is reported on its own item
             reason = _short_reason(exc)
@@ -128,7 +166,7 @@ def load_photos(
             yield PhotoFailed(item_id, reason[:1].upper() + reason[1:], traceback.format_exc())
             continue
         ok += 1
-        yield PhotoLoaded(item_id, image, list(faces), thumb, time.perf_counter() - t0)
+        yield PhotoLoaded(item_id, image, list(faces), thumb, time.perf_counter() - t0, min_face_size)
     return ok
 
 
@@ -435,6 +473,7 @@ class RunJob:
     item_id: int
     image: Any  # LoadedImage
     settings: Any = None  # ProtectionSettings for this job (default: the run's)
+    faces: list | None = None  # the photo's faces, when detected already with its settings
 
 
 @dataclass
@@ -532,7 +571,8 @@ def protection_run(
     """
     stop = stop or (lambda: False)
     t_run = time.perf_counter()
-    if steps_fn is None:  # the real pipeline, in the helper process (see jndguard.gui.helper)
+    real = steps_fn is None
+    if real:  # the real pipeline, in the helper process (see jndguard.gui.helper)
         from jndguard.gui.helper import protect_steps as steps_fn  # type: ignore[no-redef]
     counts = {"protected": 0, "not_protected": 0, "failed": 0}
     total = len(jobs)
@@ -543,7 +583,8 @@ def protection_run(
         job_settings = job.settings or settings
         yield RunEvent("start", job.item_id, index, total)
         try:
-            gen = steps_fn(job.image, job_settings, recogniser=None, stop=stop)
+            kw = {"faces": job.faces} if real and job.faces is not None else {}
+            gen = steps_fn(job.image, job_settings, recogniser=None, stop=stop, **kw)
             result = yield from _forward_steps(
                 gen, job, index, total, amplification, min_interval, preview_interval, stop
             )
