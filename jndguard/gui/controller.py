@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from jndguard.gui import params, tasks
@@ -615,6 +616,13 @@ class Controller(QObject):
                 item.results.pop(mr.method, None)
                 item.results[mr.method] = mr
                 item.faces = list(ev.result.faces)
+                jnd = getattr(ev.result, "jnd", None)
+                if (  # the run's full-resolution map replaces the display copy
+                    isinstance(jnd, np.ndarray) and item.image is not None
+                    and jnd.shape == item.image.pixels.shape
+                ):
+                    rs = ev.result.settings
+                    item.jnd_cache[JndParams(rs.jnd_model, rs.jnd_color, float(rs.jnd_strength))] = jnd
                 ok = mr.success
                 item.status = Status.PROTECTED if ok else Status.NOT_PROTECTED
                 item.reason = "" if ok else _failure_reason(ev.result)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from jndguard.gui import imaging
@@ -216,19 +217,33 @@ class RenderedViews:
     perturbation_channel: str = "rgb"
     perturbation_max: float | None = None
     seconds: float = 0.0
+    jnd_size: tuple[int, int] | None = None  # (w, h) the map was computed at (display copy)
+
+
+#: the JND view of a larger photo is computed on an area-downscaled copy of about this many
+#: pixels (the protection always uses the full-resolution map, which replaces the view's once
+#: a run has produced it)
+VIEW_JND_PIXELS = 2_000_000
 
 
 class JndUnavailable(RuntimeError):
     """The JND engine cannot be imported."""
 
 
-def compute_jnd_levels(pixels: np.ndarray, params: JndParams) -> np.ndarray:
-    """The JND map of one photo, (H, W, 3) float32 in 8-bit levels."""
+def compute_jnd_levels(pixels: np.ndarray, params: JndParams, max_pixels: int | None = None) -> np.ndarray:
+    """The JND map of one photo, (h, w, 3) float32 in 8-bit levels; with ``max_pixels``, of an
+    area-downscaled copy of at most that many pixels (for display)."""
     try:
         from jndguard.core.jnd import jnd_map
     except ImportError as exc:
         raise JndUnavailable("JND engine not available") from exc
     from jndguard.core.imageio import to_tensor
+
+    h, w = pixels.shape[:2]
+    if max_pixels is not None and h * w > max_pixels:
+        k = math.sqrt(max_pixels / (h * w))
+        pixels = cv2.resize(pixels, (max(1, round(w * k)), max(1, round(h * k))),
+                            interpolation=cv2.INTER_AREA)
 
     jnd = jnd_map(to_tensor(pixels), model=params.model, color=params.color, strength=params.strength)
     return (jnd[0].permute(1, 2, 0).float().cpu().numpy() * 255.0).astype(np.float32)
@@ -249,11 +264,15 @@ def render_views(
     out = RenderedViews(item_id, token, params)
     try:
         if with_jnd and jnd_levels is None:
-            jnd_levels = compute_jnd_levels(pixels, params)
+            jnd_levels = compute_jnd_levels(pixels, params, VIEW_JND_PIXELS)
         if jnd_levels is not None:
             out.jnd_levels = jnd_levels
             out.jnd_rgb, out.jnd_range = imaging.colour_jnd(jnd_levels, options.jnd_channel)
             out.jnd_mean = float(imaging.jnd_channel(jnd_levels, options.jnd_channel).mean())
+            out.jnd_size = (jnd_levels.shape[1], jnd_levels.shape[0])
+            h, w = pixels.shape[:2]
+            if out.jnd_rgb.shape[:2] != (h, w):  # a display copy: drawn over the photo's extent
+                out.jnd_rgb = cv2.resize(out.jnd_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
     except JndUnavailable as exc:
         out.jnd_error = str(exc)
     except Exception as exc:
