@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "protection": ("jndguard.benchmarks.protection",
                    "threat-matrix protection, PSNR/SSIM, iterations per method on the validation faces"),
     "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),
+    "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
+    "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
 }
 
 

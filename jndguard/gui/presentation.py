@@ -11,16 +11,17 @@ Keys: ``Space``/``Enter`` protect, ``F`` flash on/off, ``S`` the sample photo, `
 photo, ``C`` camera snapshot, ``Esc`` leave.
 
 The protection is :func:`jndguard.core.pipeline.protect_steps` with a small iteration budget,
-run by :func:`live_protection` in a :class:`~jndguard.gui.workers.GeneratorWorker`; the worker
-composes the live frames (original + current perturbation) and the window only shows them.
-When the run ends, the gauge shows the worst cell of the quick threat matrix (docs/design.md
-§4: other crop conventions and re-encodings), not the optimiser's own crop.
+run in the GUI's helper process like the main window's runs (:mod:`jndguard.gui.helper`) and
+turned into live frames by :func:`live_protection` in a
+:class:`~jndguard.gui.workers.GeneratorWorker`: the worker composes the frames (original +
+current perturbation) and the window only shows them. When the run ends, the gauge shows the
+worst cell of the quick threat matrix (docs/design.md §4: other crop conventions and
+re-encodings), not the optimiser's own crop.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from jndguard.core.photos import photo_filter
 from jndguard.gui.workers import GeneratorWorker
 from jndguard.resources import SAMPLE_PHOTO, resource_path
 
@@ -58,7 +60,7 @@ logger = logging.getLogger(__name__)
 #: Iteration budget of a live run (HVS-JND's fast defaults succeed in 10–30 iterations).
 LIVE_ITERATIONS = 40
 FLASH_MS = 700
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff)"
+PHOTO_FILTER = photo_filter()
 GOOD, BAD, FG, BG = "#38c172", "#e3342f", "#f2f2f2", "#121316"
 
 
@@ -89,23 +91,6 @@ class LiveUpdate:
     success: bool | None = None  # stage "matrix": protected in every cell
 
 
-_recognisers: dict[tuple, Any] = {}
-_lock = threading.Lock()
-
-
-def _get_recogniser(settings: Any) -> Any:
-    from jndguard.core.device import resolve_device
-    from jndguard.core.models import load_recogniser, models_home
-
-    device = resolve_device(settings.device)
-    key = (str(models_home()), settings.model, str(device))
-    with _lock:
-        rec = _recognisers.get(key)
-        if rec is None:
-            rec = _recognisers[key] = load_recogniser(settings.model, device=device)
-    return rec
-
-
 def compose_frame(
     original: np.ndarray, current: np.ndarray, perturbation: np.ndarray, box: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -127,14 +112,21 @@ def live_protection(
 ) -> Generator[LiveUpdate, None, Any]:
     """Run the protection pipeline and turn its steps into :class:`LiveUpdate` s.
 
+    Without ``steps_fn`` and ``recogniser`` the pipeline runs in the GUI's helper process, as
+    the main window's runs do (:func:`jndguard.gui.helper.protect_steps`: one recogniser cache
+    for the whole app, and a busy optimisation never stalls the window). With a loaded
+    ``recogniser`` it runs here, in this worker thread.
+
     Returns the pipeline's :class:`~jndguard.core.pipeline.ProtectionResult`.
     """
     real = steps_fn is None
     if steps_fn is None:
-        from jndguard.core.pipeline import protect_steps as steps_fn
-    if recogniser is None:
-        yield LiveUpdate("load", "loading the face model")
-        recogniser = _get_recogniser(settings)
+        if recogniser is None:
+            from jndguard.gui.helper import protect_steps as steps_fn
+
+            yield LiveUpdate("load", "loading the face model")
+        else:
+            from jndguard.core.pipeline import protect_steps as steps_fn
     gen = steps_fn(image, settings, recogniser=recogniser, stop=stop)
     frame = image.pixels
     while True:
@@ -144,7 +136,7 @@ def live_protection(
             result = done.value
             if real and result is not None and result.faces:
                 yield LiveUpdate("verify", "checking how face-search pipelines see it (quick matrix)")
-                yield matrix_update(image.pixels, result, recogniser)
+                yield matrix_update(image.pixels, result, recogniser, settings)
             return result
         new = None
         if step.preview is not None and step.preview_box is not None:
@@ -163,21 +155,38 @@ def live_protection(
         )
 
 
-def matrix_update(original: np.ndarray, result: Any, recogniser: Any) -> LiveUpdate:
+def matrix_update(original: np.ndarray, result: Any, recogniser: Any = None,
+                  settings: Any = None) -> LiveUpdate:
     """The worst cell of the quick threat matrix (docs/design.md §4) as a gauge update:
-    stage ``"matrix"``, the highest similarity over every crop convention and re-encoding,
-    ``success`` = protected in every cell."""
-    from jndguard.core.threat.matrix import evaluate_matrix
+    stage ``"matrix"``, the highest similarity of the first recogniser over every crop
+    convention and re-encoding, ``success`` = protected in every cell. Computed here with a
+    loaded ``recogniser``, else in the helper process (on temporary lossless files)."""
+    from jndguard.gui.presenters import worst_cell
 
-    rep = evaluate_matrix(original, result.protected, faces=result.faces, recognisers=[recogniser],
-                          size="quick")
-    ws = [s["worst"] for s in rep.summaries if s["worst"].get("similarity") is not None]
-    w = max(ws, key=lambda w: w["similarity"] - w["threshold"], default=None)
-    msg = ("protected in every cell" if rep.protected else
-           f"recognised: {w['crop']} crop, {w['encoding']}" if w else "recognised")
-    up = LiveUpdate("matrix", msg, None if w is None else w["similarity"],
-                    None if w is None else w["threshold"])
-    up.success = rep.protected
+    if recogniser is not None:
+        from jndguard.core.threat.matrix import evaluate_matrix
+
+        rep = evaluate_matrix(original, result.protected, faces=result.faces,
+                              recognisers=[recogniser], size="quick").to_dict()
+    else:
+        import tempfile
+
+        from PIL import Image
+
+        from jndguard.gui import helper
+
+        with tempfile.TemporaryDirectory(prefix="jndguard-live-") as tmp:
+            a, b = Path(tmp) / "original.png", Path(tmp) / "protected.png"
+            Image.fromarray(np.ascontiguousarray(original)).save(a)
+            Image.fromarray(np.ascontiguousarray(result.protected)).save(b)
+            rep = helper.verify_file(a, b, getattr(settings, "model", None),
+                                     getattr(settings, "device", "auto"), use_dlib=False) or {}
+    worst = worst_cell(rep)
+    ok = bool(rep.get("protected"))
+    msg = "protected in every cell" if ok else (f"recognised: {worst[2]}" if worst else "recognised")
+    up = LiveUpdate("matrix", msg, None if worst is None else worst[0],
+                    None if worst is None else worst[1])
+    up.success = ok
     return up
 
 
@@ -352,7 +361,8 @@ class PresentationWindow(QWidget):
         parent: owner (e.g. the main window); the presentation is its own top-level window.
         settings: protection settings of the live run (default: :func:`presentation_settings`).
         steps_fn: the pipeline generator (default ``protect_steps``; tests may pass a fake).
-        recogniser: an already loaded recogniser to use (default: load one in the worker).
+        recogniser: an already loaded recogniser to run with in this process (default: the
+            helper process's, shared with the main window).
     """
 
     similarityChanged = Signal(float)
@@ -827,10 +837,11 @@ def open_presentation(
             (default: :func:`presentation_settings`, HVS-JND with a 40-iteration budget).
         fullscreen: full screen (default) or a normal window.
         load_sample: start with the bundled sample photo on stage.
-        recogniser: a loaded recogniser to reuse (default: loaded on the first run).
+        recogniser: a loaded recogniser to run with in this process (default: the helper
+            process's, shared with the main window).
     """
     if QApplication.instance() is None:
-        from jndguard.gui.app import create_app
+        from jndguard.gui.qtapp import create_app
 
         create_app()
     w = PresentationWindow(parent, settings=settings, recogniser=recogniser)

@@ -41,9 +41,15 @@ def test_protect_exports_verified_files(store_env, photo, tmp_path, capsys):
     assert png.is_file() and (out / "elton.protected.json").is_file()
     report = json.loads((out / "elton.protected.json").read_text())
     assert report["method"] == "hvs-jnd" and report["model"]["sha256"]
+    # the one report builder the GUI uses too (jndguard.core.results.build_report)
+    assert report["goal"] == "dodge" and report["settings"]["max_iterations"] == 100
+    face = report["faces"][0]
+    assert face["index"] == 0 and face["method"] == "hvs-jnd" and face["parameters"] == report["settings"]
+    assert face["model"] == report["model"]["name"] and "probability" in face and "success" in face
     ver = report["verification"]
     assert ver["size"] == "quick" and ver["matrix"]
     assert {e["encoding"] for e in ver["matrix"]} >= {"file", "jpeg60"}
+    assert {r["name"] for r in ver["recognisers"]} >= {"facenet128-msceleb", "dlib-resnet"}
     # the exit status is the matrix's verdict: 1 when the face is recognised in any cell
     recognised = any(not e["passed"] for e in ver["matrix"])
     assert ver["protected"] is (not recognised)
@@ -82,13 +88,15 @@ def test_verify_human_output_is_a_grid(store_env, photo, tmp_path, capsys):
 
 def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch):
     from jndguard.core import verify as v
+    from jndguard.core.threat import recognisers as R
 
     monkeypatch.setattr(v, "dlib_status", lambda: (False, "dlib check skipped: install the extra"))
+    monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy)
     assert "dlib check skipped" in " ".join(rep["notes"])
-    assert "dlib-resnet" not in {r["name"] for r in rep["recognisers"]}
+    assert not {"dlib", "dlib-resnet"} & {r["name"] for r in rep["recognisers"]}
 
 
 def test_dlib_check_runs_when_installed(store_env, photo, tmp_path):
@@ -100,8 +108,26 @@ def test_dlib_check_runs_when_installed(store_env, photo, tmp_path):
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy)
-    d = [e for e in rep["matrix"] if e["recogniser"] == "dlib-resnet"]
-    assert d and all(e["recognised"] and e["similarity"] > 1 - 0.6 for e in d)
+    d = [e for e in rep["matrix"] if e["recogniser"] in ("dlib", "dlib-resnet")]
+    assert d and all(e["recognised"] for e in d)
+
+
+def test_dlib_black_box_without_the_port(store_env, photo, tmp_path, monkeypatch):
+    """Without the registered port, dlib itself is the matrix's dlib recogniser (its own
+    chips only), with dlib's rule: similarity 1 − distance ≥ 1 − 0.6."""
+    from jndguard.core import verify as v
+    from jndguard.core.threat import recognisers as R
+
+    ok, why = v.dlib_status()
+    if not ok:
+        pytest.skip(why)
+    monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
+    copy = tmp_path / "copy.png"
+    Image.open(photo).save(copy)
+    rep = v.verify(photo, copy, matrix="quick")
+    d = [e for e in rep["matrix"] if e["recogniser"] == "dlib"]
+    assert d and {e["crop"] for e in d} == {"dlib150"}
+    assert all(e["recognised"] and e["similarity"] >= 1 - 0.6 for e in d)
 
 
 def test_protect_no_face_exit_code(store_env, kodak_dir, tmp_path, capsys):

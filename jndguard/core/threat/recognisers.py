@@ -10,15 +10,15 @@ A matrix recogniser is any object with
 - optionally ``crops``: the crop conventions it is evaluated on (None or absent: all).
 
 :class:`TorchEmbedder` wraps every loaded white-box :class:`~jndguard.core.models.Recogniser`
-(cosine similarity, its calibrated threshold). :class:`DlibBlackBox` is dlib's ResNet
+(cosine similarity, its calibrated threshold) — FaceNet and the PyTorch port of dlib's ResNet
+(``dlib-resnet``, registered by ``jndguard models fetch``). dlib's ResNet enters the matrix as
+that port when it is registered (every cell); otherwise as :class:`DlibBlackBox`, dlib itself
 (``compute_face_descriptor`` on 150 px chips; Euclidean distance, same person below 0.6,
 dlib's documented threshold), reported as ``similarity = 1 − distance`` with threshold 0.4 so
 that every recogniser reads the same way. dlib built without BLAS (the ``dlib-bin`` wheel)
 takes about 0.1–0.7 s per chip on a CPU, so the black box is evaluated on its own aligned
 chips (``dlib150``) only — every detector, kernel, encoding and reference — not on the box
-crops; a PyTorch port of the same network replaces it by
-being passed in the recogniser list under the same name (:func:`default_recognisers` skips
-the black box when a recogniser named ``dlib-resnet`` is already loaded).
+crops.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import threading
 import numpy as np
 import torch
 
-DLIB_NAME = "dlib-resnet"
+DLIB_NAME = "dlib"  # dlib itself (the black box), as core.verify names it
+PORT_NAME = "dlib-resnet"  # its PyTorch port in the model store
 DLIB_DISTANCE = 0.6  # dlib's documented same-person Euclidean distance
 
 
@@ -102,10 +103,22 @@ def as_matrix_recogniser(rec):
     return TorchEmbedder(rec) if isinstance(rec, Recogniser) else rec
 
 
+def registered_port(device: torch.device | str = "cpu"):
+    """The PyTorch port of dlib's ResNet when the model store has it, else None."""
+    from jndguard.core.models import list_models, load_recogniser
+
+    try:
+        names = {m["name"] for m in list_models()}
+    except Exception:  # an unreadable store has no port to offer; the caller notes the black box
+        return None
+    return load_recogniser(PORT_NAME, device) if PORT_NAME in names else None
+
+
 def default_recognisers(recognisers: list | None = None, device: torch.device | str = "cpu",
                         use_dlib: bool = True) -> tuple[list, list[str]]:
-    """Every loaded white-box recogniser (default: every registered model) plus dlib's ResNet
-    when installed and not already among them; ``(recognisers, notes)``."""
+    """The matrix's recognisers and notes: the given ones (default: every registered model),
+    plus — with ``use_dlib`` and unless already among them — dlib's ResNet: its PyTorch port
+    when registered, else dlib itself when installed."""
     from jndguard.core.threat.conventions import dlib_available
 
     notes: list[str] = []
@@ -114,9 +127,15 @@ def default_recognisers(recognisers: list | None = None, device: torch.device | 
 
         recognisers = [load_recogniser(m["name"], device) for m in list_models()]
     out = [as_matrix_recogniser(r) for r in recognisers]
-    if use_dlib and DLIB_NAME not in {r.name for r in out}:
-        if dlib_available():
+    names = {r.name for r in out}
+    if use_dlib and not names & {PORT_NAME, DLIB_NAME}:
+        port = registered_port(device)
+        if port is not None:
+            out.append(TorchEmbedder(port))
+        elif dlib_available():
             out.append(DlibBlackBox())
+            notes.append("dlib's ResNet: dlib itself on its aligned chips only (the PyTorch port "
+                         "is not registered: `jndguard models fetch`)")
         else:
             from jndguard.core.verify import dlib_status
 
