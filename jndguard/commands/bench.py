@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "gui": ("jndguard.benchmarks.gui", "desktop app responsiveness"),
     "protection": ("jndguard.benchmarks.protection",
                    "success, PSNR/SSIM, iterations per method on the validation faces"),
+    "memory": ("jndguard.benchmarks.memory",
+               "peak memory per stage of protecting one photo at several sizes (memory model)"),
 }
 
 

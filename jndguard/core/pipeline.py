@@ -9,6 +9,7 @@ still matches gets further rounds (warm-started) before it is reported as not pr
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -22,6 +23,7 @@ from jndguard.core.attacks.base import Goal
 from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
 from jndguard.core.faces import Face, crop_resize, detect_faces, expand_box
+from jndguard.core.faces.detect import PROTECT_MIN_PROBABILITY, split_possible
 from jndguard.core.imageio import LoadedImage, to_uint8
 from jndguard.errors import JNDGuardError
 
@@ -70,6 +72,9 @@ class ProtectionSettings:
     seed: int = 0
     model: str | None = None
     min_face_size: int = 20
+    # detections below this MTCNN probability are "possible faces": listed, not protected
+    # (docs/design.md §3; lower it to the detector's floor to include them)
+    min_probability: float = PROTECT_MIN_PROBABILITY
     safety_margin: float = 0.0
     max_rounds: int = 3
     shrink: bool = True  # HVS-JND fast mode: shrink the successful perturbation (measured)
@@ -133,6 +138,8 @@ class ProtectionResult:
     seconds: float = 0.0
     device: str = "cpu"
     model: dict = field(default_factory=dict)
+    possible_faces: list[Face] = field(default_factory=list)  # below min_probability, untouched
+    notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
 
 def build_method(settings: ProtectionSettings):
@@ -264,7 +271,6 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         Cancelled: the stop callback fired.
     """
     from jndguard.core.jnd import jnd_map
-    from jndguard.core.metrics import quality_report
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.gallery import celebrity_gallery
 
@@ -279,10 +285,27 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if stop is not None and stop():
             raise Cancelled("protection cancelled")
 
+    from jndguard.core.memory import check_protect_memory
+
+    check_protect_memory(image.width, image.height, str(image.path or "this photo"))
     yield PipelineStep("detect", "detecting faces")
-    faces = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)
+    faces, possible = split_possible(
+        detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size), settings.min_probability)
     n = len(faces)
+    notes = list(image.notes)
+    if possible:
+        notes.append(f"{len(possible)} possible face(s) below probability {settings.min_probability:g} "
+                     "left unprotected (" + ", ".join(f"p={f.probability:.2f}" for f in possible)
+                     + "); include them with --include-possible-faces")
     check_stop()
+    if not faces:  # nothing to protect: no JND map, no attack, the photo is returned as it was
+        yield PipelineStep("done", "no face found", success=False)
+        return ProtectionResult(
+            protected=image.pixels.copy(), jnd=np.zeros(image.pixels.shape, np.float32), faces=[],
+            per_face=[], metrics={}, settings=settings, success=False,
+            seconds=time.perf_counter() - t0, device=str(device),
+            model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+                   "threshold": recogniser.threshold}, possible_faces=possible, notes=notes)
     x = image.tensor(device)
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     jnd = jnd_map(x, settings.jnd_model, settings.jnd_color, settings.jnd_strength)
@@ -356,11 +379,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     for i, v in enumerate(verdicts):
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
-        per_face[i]["quality"] = quality_report(x[:, :, :, :].cpu(), final.cpu(), jnd.cpu(),
-                                                region=regions[i])["region"]
-        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
-        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
-    metrics = quality_report(x.cpu(), final.cpu(), jnd.cpu())
+    del protected
+    metrics = yield from _post_metrics(x, final, jnd, regions, per_face, notes)
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
     return ProtectionResult(
@@ -368,7 +388,52 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
-               "threshold": recogniser.threshold})
+               "threshold": recogniser.threshold}, possible_faces=possible, notes=notes)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Python's MemoryError and PyTorch's CPU or GPU allocation failures."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
+
+
+def _post_metrics(x, final, jnd, regions, per_face, notes) -> Generator[PipelineStep, None, dict]:
+    """Quality figures of the finished photo, per face region and whole. Out of memory here
+    must not throw the finished protection away: the figures are retried on the face regions
+    alone (a crop of each is small), and left out with a note if even that fails."""
+    from jndguard.core.metrics import quality_report
+
+    yield PipelineStep("verify", "measuring quality", n_faces=len(per_face))
+    try:
+        for i, region in enumerate(regions):
+            per_face[i]["quality"] = quality_report(x.cpu(), final.cpu(), jnd.cpu(), region=region)["region"]
+            per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+            per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+        return quality_report(x.cpu(), final.cpu(), jnd.cpu())
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        logger.warning("out of memory measuring the whole photo: face regions only (%s)", exc)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    notes.append("out of memory measuring the whole photo: quality measured on the face regions only")
+    for i, (x0, y0, x1, y1) in enumerate(regions):
+        try:
+            q = quality_report(x[:, :, y0:y1, x0:x1].cpu(), final[:, :, y0:y1, x0:x1].cpu(),
+                               jnd[:, :, y0:y1, x0:x1].cpu())
+            q["box"] = [x0, y0, x1, y1]
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            q = None
+            notes.append(f"face {i}: out of memory measuring its region; no quality figures")
+        per_face[i]["quality"] = q
+        per_face[i]["psnr"] = None if q is None else q["psnr"]
+        per_face[i]["ssim"] = None if q is None else q["ssim"]
+    return {"unavailable": {"whole photo": "out of memory; see the face regions"}}
 
 
 def protect(image: LoadedImage, settings: ProtectionSettings | None = None,
@@ -380,4 +445,4 @@ def protect(image: LoadedImage, settings: ProtectionSettings | None = None,
 
 
 __all__ = ["METHODS", "Cancelled", "PipelineStep", "ProtectionResult", "ProtectionSettings",
-           "build_method", "paper_defaults", "protect", "protect_steps", "replace"]
+           "build_method", "is_out_of_memory", "paper_defaults", "protect", "protect_steps", "replace"]

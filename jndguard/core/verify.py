@@ -109,7 +109,8 @@ def _match(original: list[Face], found: list[Face], scale: float) -> list[Face |
 def verify(original: str | Path, protected: str | Path, recognisers: list | None = None,
            device: torch.device | str = "cpu", jpeg_qualities=JPEG_QUALITIES,
            long_edge: int | None = SOCIAL_LONG_EDGE, use_dlib: bool = True,
-           min_face_size: int = 20, target: str | None = None) -> dict:
+           min_face_size: int = 20, target: str | None = None,
+           min_probability: float | None = None) -> dict:
     """Verify the protection of an exported file (see module docstring).
 
     Args:
@@ -121,6 +122,8 @@ def verify(original: str | Path, protected: str | Path, recognisers: list | None
         long_edge: social-network resize to test (None = skip).
         use_dlib: also run dlib when installed.
         min_face_size: detection floor for the original's faces.
+        min_probability: the original's faces below this are possible faces, not checked
+            (default: the floor protection uses, ``PROTECT_MIN_PROBABILITY``).
 
     Returns:
         ``{"faces", "recognisers", "checks", "protected_ok", "all_recognisers_ok", "notes"}``
@@ -137,7 +140,12 @@ def verify(original: str | Path, protected: str | Path, recognisers: list | None
     notes: list[str] = []
     if (orig.width, orig.height) != (prot.width, prot.height):
         notes.append(f"sizes differ: {orig.width}×{orig.height} vs {prot.width}×{prot.height}")
-    faces = detect_faces(orig.pixels, "cpu", min_face_size=min_face_size)
+    from jndguard.core.faces.detect import PROTECT_MIN_PROBABILITY, split_possible
+
+    floor = PROTECT_MIN_PROBABILITY if min_probability is None else min_probability
+    faces, possible = split_possible(detect_faces(orig.pixels, "cpu", min_face_size=min_face_size), floor)
+    if possible:
+        notes.append(f"{len(possible)} possible face(s) below probability {floor:g} not checked")
     if recognisers is None:
         recognisers = [load_recogniser(m["name"], device) for m in list_models()]
     x = to_tensor(orig.pixels)
