@@ -27,3 +27,31 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
 def listing(folder: Path) -> list[str]:
     """Every name in a folder, hidden temporary files included."""
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """A private copy of the model store to damage: files copied, the 90 MB archive hard-linked
+    when possible (tests never write to it; a repair only reads it)."""
+    import os
+    import shutil
+
+    for p in src.rglob("*"):
+        if p.is_dir() or ".partial-" in str(p) or p.name.startswith(".extract-"):
+            continue
+        q = dst / p.relative_to(src)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        if p.parent.name == "downloads":
+            try:
+                os.link(p, q)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(p, q)
+    return dst
+
+
+def flip_byte(path: Path, at: float = 0.5) -> None:
+    """Flip one bit of the byte at fraction ``at`` of the file."""
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0x40
+    path.write_bytes(bytes(data))

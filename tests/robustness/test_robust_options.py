@@ -48,7 +48,7 @@ BAD_OPTIONS = [
 @pytest.mark.parametrize(("extra", "named"), BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])
 def test_bad_option_is_one_line_exit_2(capsys, photo, tmp_path, extra, named):
     out = tmp_path / "out"
-    rc, stdout, err = _run(capsys, "protect", str(photo), "-o", str(out), *extra)
+    rc, _, err = _run(capsys, "protect", str(photo), "-o", str(out), *extra)
     assert rc == 2
     assert named in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()  # refused before the output folder was made
