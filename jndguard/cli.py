@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "models",
     "detect",
     "identify",
+    "embed",
     "jnd",
     "protect",
     "verify",
@@ -42,8 +43,16 @@ unreadable input, bad option, missing models, I/O (full or read-only disk), out 
 130/143 interrupted by Ctrl-C/SIGTERM (nothing half-written is left)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option error is two lines: what is wrong, and where the help is (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n"
+                              f"(see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jndguard",
         description="Protect face photos from face recognition, below the human JND. "
         "Run without a command to start the desktop app.",
@@ -75,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command is None:
-        from jndguard.gui.app import main as gui_main
+        from jndguard.launch import gui
 
-        return gui_main([])
+        return gui([])
     from jndguard.core.signals import Terminated, terminate_as_interrupt
 
     try:

@@ -85,11 +85,12 @@ def validate_protect(args: argparse.Namespace) -> None:
             _finite(name, v, 0.0)
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: must be ≥ 0")
-    if args.mode == "impersonate" and not args.target:
-        raise UsageError("--mode impersonate needs --target NAME (an identity of the gallery, "
+    goal = getattr(args, "goal", None) or getattr(args, "mode", None)
+    if goal == "impersonate" and not args.target:
+        raise UsageError("--goal impersonate needs --target NAME (an identity of the gallery, "
                          "e.g. --target madonna)")
-    if args.target and args.mode != "impersonate":
-        raise UsageError(f"--target {args.target} is only used with --mode impersonate")
+    if args.target and goal != "impersonate":
+        raise UsageError(f"--target {args.target} is only used with --goal impersonate")
     if args.method == "hvs-jnd":
         from jndguard.core.losses.hvs_jnd import ABLATIONS
 

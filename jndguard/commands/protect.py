@@ -29,19 +29,16 @@ def _floats(n: int):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from jndguard.core.pipeline import METHODS
+    from jndguard.commands import _options as opt
 
     p = sub.add_parser("protect", help="protect the faces in photos and export the results",
                        epilog=EPILOG)
     p.add_argument("photos", nargs="+", type=Path, help="photos or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--method", choices=list(METHODS), default="hvs-jnd")
-    p.add_argument("--mode", choices=["dodge", "impersonate"], default="dodge",
-                   help="dodge recognition (default) or impersonate --target")
-    p.add_argument("--target", help="identity to impersonate (a 5-celebrity name)")
-    p.add_argument("--hvs-mode", choices=["fast", "paper"], default="fast",
-                   help="HVS-JND: measured fast defaults, or the paper's β/δ with restarts")
-    p.add_argument("--variant", default="L1+L2+G", help="HVS-JND loss ablation")
+    opt.add_method(p)
+    opt.add_goal(p)
+    opt.add_hvs_mode(p)
+    opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
     p.add_argument("--m", type=_floats(3), default=(3.0, 5.0, 1.0), help="channel weights M(r,g,b)")
@@ -49,14 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="face box margin (fraction)")
     p.add_argument("--robust", action="store_true", help="also survive JPEG and resizing")
     p.add_argument("--jnd-strength", type=float, default=1.0)
-    p.add_argument("--jnd-model", default="yang", choices=["yang", "chou", "wu"])
-    p.add_argument("--jnd-color", default="scaled", choices=["scaled", "gray", "ycbcr"],
-                   help="per-channel budget (scaled R1.3/G1/B1.55, gray) or strict Y/Cb/Cr")
+    opt.add_jnd(p)
     p.add_argument("--safety-margin", type=float, default=0.0, help="κ below the threshold")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=["png", "jpeg", "webp"], default="png")
+    opt.add_format(p)
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--keep-icc", action="store_true", help="keep the colour profile")
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
@@ -75,7 +70,7 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[dict]]:
     Raises:
         UsageError: a path that does not exist, or a folder with no photo to process.
     """
-    from jndguard.core.imageio import SUPPORTED_SUFFIXES, is_supported
+    from jndguard.core.photos import PHOTO_SUFFIXES, PROTECTED_MARK, is_photo
     from jndguard.errors import UsageError
 
     out: list[Path] = []
@@ -86,9 +81,9 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[dict]]:
             for q in sorted(p.iterdir()):
                 if not q.is_file() or q.name.startswith("."):
                     continue
-                if ".protected" in q.name:
+                if PROTECTED_MARK in q.name:
                     skipped.append({"path": str(q), "reason": "a protected output (name has .protected)"})
-                elif not is_supported(q):
+                elif not is_photo(q):
                     why = f"not a supported photo ({q.suffix or 'no suffix'})"
                     skipped.append({"path": str(q), "reason": why})
                 else:
@@ -100,7 +95,7 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[dict]]:
                     f"{p}: no photo to process in this folder"
                     + (f" (skipped {len(here)} file(s): {listed}{', …' if len(here) > 3 else ''})"
                        if here else " (it is empty)")
-                    + f"; supported: {' '.join(SUPPORTED_SUFFIXES)}; give files by name to try others")
+                    + f"; supported: {' '.join(PHOTO_SUFFIXES)}; give files by name to try others")
             out += found
         elif p.exists():
             out.append(p)
@@ -110,8 +105,10 @@ def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[dict]]:
 
 
 def collect_photos(paths: list[Path]) -> list[Path]:
-    """The photos named or found in the given folders (see :func:`collect_inputs`)."""
-    return collect_inputs(paths)[0]
+    """The photos the command line names: folders' photos (not recursive, not our outputs)."""
+    from jndguard.core.photos import collect_photos as collect
+
+    return collect(paths, recursive=False, skip_protected=True)
 
 
 #: exit status of one photo, and of the run (the highest of its photos'): README, --help
@@ -165,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     validate_protect(args)  # options, inputs and the output folder, before any work
     photos, skipped = collect_inputs(args.photos)
     settings = ProtectionSettings(
-        method=args.method, goal=args.mode, target=args.target, mode=args.hvs_mode,
+        method=args.method, goal=args.goal, target=args.target, mode=args.hvs_mode,
         variant=args.variant, beta=args.beta, delta=args.delta, m_rgb=tuple(args.m),
         max_iterations=args.iterations, margin=args.margin, robust=args.robust,
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,

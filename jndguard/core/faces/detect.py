@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from jndguard.core.settings import PROTECT_MIN_PROBABILITY as _PROTECT_MIN_PROBABILITY
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_FACE_SIZE = 20
@@ -41,7 +43,7 @@ DEFAULT_MIN_PROBABILITY = 0.7
 # below it are a hand (0.851), hair (0.846), kodim19 (0.838), kodim11 (0.777) and kodim08
 # (0.725); the floor is the middle of that gap. Two false detections in upscaled photos
 # (0.964, 0.981) lie above every floor that keeps all true faces and stay protected.
-PROTECT_MIN_PROBABILITY = 0.88
+PROTECT_MIN_PROBABILITY = _PROTECT_MIN_PROBABILITY  # 0.88, kept with the settings (no torch there)
 
 
 @dataclass(frozen=True)
