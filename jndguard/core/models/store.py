@@ -308,17 +308,17 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     home.mkdir(parents=True, exist_ok=True)
     _set_aside_damaged_manifest(home)
     if not force and is_fetched(home):
-        problems = [p for p in verify_store(home) if not p.startswith(f"{DLIB_MODEL}:")]
-        if problems and all(": identity gallery " in p for p in problems):
-            yield FetchProgress("repair", None, "recomputing the damaged identity gallery")
+        found = verify_store(home)
+        if any(": identity gallery " in p for p in found):
+            yield FetchProgress("repair", None, "recomputing the damaged identity galleries")
             _repair_galleries(home, device)
-            problems = [p for p in verify_store(home) if not p.startswith(f"{DLIB_MODEL}:")]
-            if not problems:
-                yield FetchProgress("repair", 1.0, f"identity gallery repaired in {home}")
-        if not problems and _record_missing_hashes(home):
-            yield FetchProgress("verify", None, "recorded the hashes of the gallery and the dataset")
+            found = verify_store(home)
+        problems = [p for p in found if not p.startswith(f"{DLIB_MODEL}:")]
         if not problems:
             manifest = yield from register_dlib_steps(home, device)
+            if _record_missing_hashes(home):  # a store fetched by an older version
+                yield FetchProgress("verify", None, "recorded the hashes of the galleries and the dataset")
+                manifest = read_manifest(home)
             yield FetchProgress("done", 1.0, f"models already present in {home}")
             return manifest
         logger.warning("store incomplete or damaged, refetching: %s", "; ".join(problems))
@@ -440,6 +440,8 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     manifest["fetch_seconds"] = round(time.perf_counter() - t0, 1)
     write_manifest(manifest, home)
     manifest = yield from register_dlib_steps(home, device, force=force)
+    if _record_missing_hashes(home):  # galleries computed by the step above
+        manifest = read_manifest(home)
     yield FetchProgress("done", 1.0, f"models ready in {home}")
     return manifest
 
@@ -643,7 +645,11 @@ def _repair_galleries(home: Path, device: str = "cpu") -> None:
             continue
         forget_gallery(gal)
         gal.unlink(missing_ok=True)
-        celebrity_gallery(load_recogniser(name, device, home), home)
+        try:
+            recogniser = load_recogniser(name, device, home)
+        except (ModelMissingError, ModelIntegrityError):  # the model itself is damaged: refetched
+            continue
+        celebrity_gallery(recogniser, home)
         entry["gallery"] = {"file": gal.relative_to(home).as_posix(), "sha256": sha256_file(gal)}
     write_manifest(m, home)
 
