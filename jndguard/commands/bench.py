@@ -20,7 +20,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "attack": ("jndguard.benchmarks.attack", "protection attack speed"),
     "gui": ("jndguard.benchmarks.gui", "desktop app responsiveness"),
     "protection": ("jndguard.benchmarks.protection",
-                   "success, PSNR/SSIM, iterations per method on the validation faces"),
+                   "threat-matrix protection, PSNR/SSIM, iterations per method on the validation faces"),
+    "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),
     "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
     "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
 }
