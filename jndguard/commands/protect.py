@@ -30,8 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["dodge", "impersonate"], default="dodge",
                    help="dodge recognition (default) or impersonate --target")
     p.add_argument("--target", help="identity to impersonate (a 5-celebrity name)")
-    p.add_argument("--hvs-mode", choices=["fast", "paper"], default="fast",
-                   help="HVS-JND: measured fast defaults, or the paper's β/δ with restarts")
+    p.add_argument("--hvs-mode", choices=["post", "lossless", "fast", "paper"], default="post",
+                   help="HVS-JND: post (default; holds across recognisers, crops and re-encoding), "
+                        "lossless (one crop, the file as saved; 'fast' is an alias), or the "
+                        "paper's β/δ with restarts")
+    p.add_argument("--stop-margin", type=float, default=None,
+                   help="post mode: margin every quick threat-matrix cell must clear (strength)")
     p.add_argument("--variant", default="L1+L2+G", help="HVS-JND loss ablation")
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         variant=args.variant, beta=args.beta, delta=args.delta, m_rgb=tuple(args.m),
         max_iterations=args.iterations, margin=args.margin, robust=args.robust,
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,
-        device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin)
+        device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin,
+        **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}))
     device = resolve_device(args.device)
     rec = load_recogniser(args.model, device)
     options = ExportOptions(format=args.format, jpeg_quality=args.quality, webp_quality=args.quality,

@@ -38,6 +38,12 @@ METHODS: dict[str, str] = {
 }
 
 
+#: post mode's RMS step per pixel-channel and the hinge margin past the stopping margin that
+#: the sampled views are pushed to (measured on validation faces, README "Post mode")
+POST_STEP = 0.003
+POST_TRAIN_EXTRA = 0.1
+
+
 class Cancelled(JNDGuardError):
     """The user stopped the run; nothing was changed."""
 
@@ -49,7 +55,7 @@ class ProtectionSettings:
     method: str = "hvs-jnd"
     goal: str = "dodge"
     target: str | None = None
-    mode: str = "fast"
+    mode: str = "post"  # HVS-JND: post (default), lossless (alias fast), paper
     variant: str = "L1+L2+G"
     beta: tuple[float, float, float] | None = None
     delta: float | None = None
@@ -72,9 +78,20 @@ class ProtectionSettings:
     min_face_size: int = 20
     safety_margin: float = 0.0
     max_rounds: int = 3
-    shrink: bool = True  # HVS-JND fast mode: shrink the successful perturbation (measured)
+    shrink: bool = True  # HVS-JND lossless mode: shrink the successful perturbation (measured)
+    # post mode: margin every quick-matrix cell must clear before the optimiser stops (docs/design.md §5)
+    stop_margin: float = 0.05
+    # post mode: the other white-box recognisers optimised against with settings.model
+    white_box: tuple[str, ...] = ("dlib-resnet",)
+    eot_samples: int = 8  # post mode: sampled views per recogniser and iteration
 
     def __post_init__(self) -> None:
+        from jndguard.core.attacks.hvs_jnd import MODE_ALIASES, MODES
+
+        object.__setattr__(self, "mode", MODE_ALIASES.get(self.mode, self.mode))
+        if self.mode not in MODES:
+            raise ValueError(f"unknown HVS-JND mode {self.mode!r}; choose from {', '.join(MODES)}")
+        object.__setattr__(self, "white_box", tuple(self.white_box))
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.goal not in ("dodge", "impersonate"):
@@ -143,6 +160,8 @@ def build_method(settings: ProtectionSettings):
         kw = {}
         if settings.step_size is not None:
             kw["step_size"] = settings.step_size
+        if settings.mode == "post":
+            kw.setdefault("step_size", POST_STEP)
         return HVSJND(HVSJNDConfig(mode=settings.mode, variant=settings.variant, beta=settings.beta,
                                    delta=settings.delta, m_rgb=settings.m_rgb,
                                    max_iterations=settings.max_iterations, shrink=settings.shrink,
@@ -297,6 +316,9 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     clean_embs = (recogniser(crop_resize(x, [f.box for f in faces], size=recogniser.info.input_size))
                   if faces else torch.empty(0, recogniser.info.embedding_dim, device=device)).detach()
     method = build_method(settings)
+    if settings.method == "hvs-jnd" and settings.mode == "post":
+        return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+                                       clean_embs, target_emb, check_stop, t0, device))
     protected = x.clone()
     per_face: list[dict] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
@@ -369,6 +391,126 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                "threshold": recogniser.threshold})
+
+
+def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
+    """The recognisers post mode optimises against: ``recogniser`` and ``settings.white_box``
+    (loaded from the same store; a missing one is an error that names the fetch command)."""
+    from jndguard.core.models import load_recogniser
+
+    out = [recogniser]
+    for name in settings.white_box:
+        if name and name != recogniser.name:
+            out.append(load_recogniser(name, recogniser.device, home=getattr(recogniser, "home", None)))
+    return out
+
+
+def _impersonation_refs(recognisers, target: str):
+    """Per recogniser: the target's centroid and the other identities' centroids."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    targets, others = [], []
+    for rec in recognisers:
+        names, cents = celebrity_gallery(rec)
+        if target not in names:
+            raise JNDGuardError(f"unknown target {target!r}; choose from {', '.join(names)}")
+        k = names.index(target)
+        targets.append(cents[k].to(rec.device))
+        others.append(torch.cat([cents[:k], cents[k + 1:]]).to(rec.device))
+    return targets, others
+
+
+def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
+                check_stop, t0, device) -> Generator[PipelineStep, None, ProtectionResult]:
+    """Post mode: every face optimised against every white-box recogniser over the threat
+    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem
+    from jndguard.core.metrics import quality_report
+
+    n = len(faces)
+    recognisers = white_box_recognisers(settings, recogniser)
+    targets = others = None
+    if goal is Goal.IMPERSONATE:
+        targets, others = _impersonation_refs(recognisers, settings.target)
+    eot = PostEOT(samples=settings.eot_samples)
+    protected = x.clone()
+    current = {"pixels": image.pixels.copy()}
+    per_face: list[dict] = [{} for _ in faces]
+    regions: list = [None] * n
+    inits: list = [None] * n
+    verdicts: list = [None] * n
+    pending = list(range(n))
+    for round_ in range(1, settings.max_rounds + 1):
+        for i in pending:
+            tf = time.perf_counter()
+            problem, region = make_post_problem(
+                x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb")
+            regions[i] = region
+            setup = time.perf_counter() - tf
+            gen = method.iterate(problem, inits[i])
+            try:
+                while True:
+                    try:
+                        step = next(gen)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    check_stop()
+                    preview = None
+                    if step.preview is not None:
+                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+                    yield PipelineStep(
+                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
+                        step.success, preview, region if preview is not None else None)
+            finally:
+                gen.close()
+            x0, y0, x1, y1 = region
+            protected[:, :, y0:y1, x0:x1] = result.adversarial
+            current["pixels"] = to_uint8(protected)
+            inits[i] = (result.adversarial - problem.clean).detach()
+            verdicts[i] = result.verdict
+            prev = per_face[i]
+            per_face[i] = {
+                "face": i, "box": list(faces[i].box), "region": list(region),
+                "iterations": prev.get("iterations", 0) + result.iterations,
+                "seconds": prev.get("seconds", 0.0) + time.perf_counter() - tf,
+                "setup_seconds": prev.get("setup_seconds", 0.0) + setup,
+                "rounds": round_, "beta": result.beta, "attempts": result.attempts,
+                "optimiser_success": result.success, "notes": result.notes,
+                "recognisers": [r.name for r in recognisers],
+                "quick_matrix": {"success": result.verdict.success, "cells": result.verdict.cells,
+                                 "failed": result.verdict.failed, "worst": result.verdict.worst,
+                                 "worst_cells": result.verdict.details[:5]},
+            }
+        pending = [i for i in range(n) if not verdicts[i].success]
+        if not pending:
+            break
+        logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
+    yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
+    redetected = judge_redetected(recogniser, protected, faces, clean_embs, goal, recogniser.threshold,
+                                  settings.safety_margin, target_emb, settings.min_face_size)
+    final = torch.from_numpy(current["pixels"]).permute(2, 0, 1)[None].float().div(255).to(device)
+    for i, v in enumerate(redetected):
+        per_face[i].update(v)
+        per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
+        per_face[i]["threshold"] = recogniser.threshold
+        per_face[i]["quality"] = quality_report(x.cpu(), final.cpu(), jnd.cpu(), region=regions[i])["region"]
+        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+    metrics = quality_report(x.cpu(), final.cpu(), jnd.cpu())
+    success = bool(faces) and all(f["success"] for f in per_face)
+    yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
+    return ProtectionResult(
+        protected=current["pixels"], jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        seconds=time.perf_counter() - t0, device=str(device),
+        model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+               "threshold": recogniser.threshold, "white_box": [r.name for r in recognisers]})
 
 
 def protect(image: LoadedImage, settings: ProtectionSettings | None = None,

@@ -21,7 +21,11 @@ except ImportError:  # pragma: no cover
 
 RECOMMENDED_METHOD = "hvs-jnd"
 GOALS = {"dodge": "Dodge (not recognised as me)", "impersonate": "Impersonate a chosen person"}
-MODES = {"fast": "Fast (measured defaults)", "paper": "Paper (the paper's β schedule)"}
+MODES = {
+    "post": "Post (holds across recognisers, crops, JPEG, resizing)",
+    "lossless": "Lossless (one crop, the file as saved; formerly Fast)",
+    "paper": "Paper (the paper's β schedule)",
+}
 JND_MODELS = {"yang": "Yang NAMM (default)", "chou": "Chou & Li", "wu": "Wu pattern complexity"}
 JND_COLORS = {
     "scaled": "Per-channel scaled (R 1.3, G 1, B 1.55)",

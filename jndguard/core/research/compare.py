@@ -137,29 +137,33 @@ class Entry:
 
 def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = False,
                    max_iterations: int | None = None, seed: int = 0,
-                   hvs_mode: str = "fast") -> list[Entry]:
+                   hvs_mode: str = "post") -> list[Entry]:
     """The rows to compare: each method, then (if asked) the HVS-JND loss ablations.
 
     ``max_iterations`` caps HVS-JND's budget per β attempt and the anchors' iterations.
-    ``hvs_mode="paper"`` runs HVS-JND and its ablations with the paper's β, δ, M and restarts
-    (:func:`jndguard.core.pipeline.paper_defaults`; ≈ 3,000 iterations per face on CPU), and
-    marks their labels ``(paper)``.
+    ``hvs_mode`` is ``post`` (the default), ``lossless`` (alias ``fast``) or ``paper``; the
+    labels of non-default modes carry the mode. ``hvs_mode="paper"`` runs HVS-JND and its
+    ablations with the paper's β, δ, M and restarts (:func:`jndguard.core.pipeline.paper_defaults`;
+    ≈ 3,000 iterations per face on CPU).
     """
     from jndguard.core.pipeline import METHODS, paper_defaults
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    if hvs_mode not in ("fast", "paper"):
-        raise ValueError("hvs_mode must be 'fast' or 'paper'")
+    from jndguard.core.attacks.hvs_jnd import MODE_ALIASES, MODES
+
+    hvs_mode = MODE_ALIASES.get(hvs_mode, hvs_mode)
+    if hvs_mode not in MODES:
+        raise ValueError(f"hvs_mode must be one of {', '.join(MODES)}")
     base: dict = {"goal": goal, "seed": seed}
     if goal == "impersonate":
         base["target"] = "auto"
     if max_iterations is not None:
         base["max_iterations"] = max_iterations
         base["anchor_iterations"] = max_iterations
-    hvs: dict = {}
-    suffix = ""
+    hvs: dict = {"mode": hvs_mode}
+    suffix = "" if hvs_mode == "post" else f" ({hvs_mode})"
     if hvs_mode == "paper":
         p = paper_defaults("hvs-jnd", goal)
         hvs = {"mode": "paper", "beta": list(p.beta), "delta": p.delta, "m_rgb": list(p.m_rgb)}

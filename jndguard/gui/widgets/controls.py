@@ -219,7 +219,9 @@ class ControlsPanel(QScrollArea):
 
         g_method = QGroupBox("Method")
         f = QFormLayout(g_method)
-        self.mode = _combo(params.MODES, "Paper: the paper's β, δ and restarts. Fast: measured defaults.")
+        self.mode = _combo(params.MODES, "Post: one perturbation for every white-box recogniser, crop "
+                                         "and re-encoding (default). Lossless: one crop, the file as "
+                                         "saved. Paper: the paper's β, δ and restarts.")
         self.variant = _combo(params.VARIANTS, "Perceptual loss ablation (Xue et al. 2023, Table 1)")
         f.addRow("Mode", self.mode)
         f.addRow("Loss", self.variant)
@@ -387,12 +389,11 @@ class ControlsPanel(QScrollArea):
     def _default_beta(s: ProtectionSettings) -> tuple[tuple[float, float, float], float]:
         try:
             from jndguard.core.attacks.base import Goal
-            from jndguard.core.attacks.hvs_jnd import FAST_BETA, FAST_DELTA, PAPER_BETA, PAPER_DELTA
+            from jndguard.core.attacks.hvs_jnd import HVSJNDConfig
         except ImportError:
             return (15.0, 15.0, 15.0), -5.0
-        g = Goal(s.goal)
-        b, d = (PAPER_BETA[g], PAPER_DELTA[g]) if s.mode == "paper" else (FAST_BETA[g], FAST_DELTA[g])
-        return (b, b, b), d
+        r = HVSJNDConfig(mode=s.mode).resolved(Goal(s.goal))
+        return tuple(r.beta), r.delta
 
     def _strength_clicked(self, key: str) -> None:
         self._apply(params.apply_strength(self._settings, key))
