@@ -135,10 +135,15 @@ def test_downscaled_views_read_the_same_face():
 
 def test_sample_encodings_cover_the_distribution():
     eot = PostEOT(encodings=400)
-    encs = sample_encodings(eot, torch.Generator().manual_seed(0))
-    q = [e.quality for e in encs if e.quality is not None]
-    f = [e.downscale for e in encs if e.downscale < 0.999]
-    assert 0.1 < sum(e.quality is None for e in encs) / 400 < 0.3
-    assert min(q) >= 60 and max(q) <= 95 and min(f) >= 0.35
+    big = sample_encodings(eot, torch.Generator().manual_seed(0), long_edge=4000, face_side=1000)
+    q = [e.quality for e in big if e.quality is not None]
+    f = [e.downscale for e in big if e.downscale < 0.999]
+    assert 0.1 < sum(e.quality is None for e in big) / 400 < 0.3
+    assert min(q) >= 60 and max(q) <= 95
+    # a 4000 px photo goes through a site resize to 648–1080 px, the face keeps ≥ 112 px
+    assert max(f) <= 1080 / 4000 + 1e-9 and min(f) * 1000 >= 112 - 1e-6
+    assert len(f) > 100
+    small = sample_encodings(eot, torch.Generator().manual_seed(0), long_edge=300, face_side=100)
+    assert all(e.downscale == 1.0 for e in small)  # nothing a site would shrink, a face < 112 px
     with pytest.raises(ValueError):
         PostEOT(conventions=("box", "fisheye"))
