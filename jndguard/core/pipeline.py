@@ -425,7 +425,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
     """Post mode: every face optimised against every white-box recogniser over the threat
     distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
     from jndguard.core.attacks.post_eot import PostEOT
-    from jndguard.core.attacks.post_problem import make_post_problem
+    from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
     from jndguard.core.metrics import quality_report
 
     n = len(faces)
@@ -434,6 +434,12 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
     if goal is Goal.IMPERSONATE:
         targets, others = _impersonation_refs(recognisers, settings.target)
     eot = PostEOT(samples=settings.eot_samples)
+    target_photos = None
+    if goal is Goal.IMPERSONATE:
+        from jndguard.core.models.store import dataset_dir
+
+        target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
+    matrix = quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
     protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     per_face: list[dict] = [{} for _ in faces]
@@ -448,7 +454,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                 x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
                 settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
                 torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
-                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb")
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i)
             regions[i] = region
             setup = time.perf_counter() - tf
             gen = method.iterate(problem, inits[i])
@@ -480,6 +486,8 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                 "iterations": prev.get("iterations", 0) + result.iterations,
                 "seconds": prev.get("seconds", 0.0) + time.perf_counter() - tf,
                 "setup_seconds": prev.get("setup_seconds", 0.0) + setup,
+                "check_seconds": prev.get("check_seconds", 0.0) + (
+                    result.history[-1].get("check_seconds", 0.0) if result.history else 0.0),
                 "rounds": round_, "beta": result.beta, "attempts": result.attempts,
                 "optimiser_success": result.success, "notes": result.notes,
                 "recognisers": [r.name for r in recognisers],

@@ -30,6 +30,7 @@ References: Xue et al. 2023 eqs. 1–8 and Algorithm 1; MND (Sun, Jin & Lin 2023
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
@@ -265,7 +266,7 @@ class HVSJND:
         beta = tuple(float(b) for b in cfg.beta)
         p = (init.detach().clone() if init is not None else torch.zeros_like(x)).requires_grad_(True)
         gen, eot = problem.generator, problem.eot
-        total, last_check = 0, -cfg.check_every
+        total, last_check, check_seconds = 0, -cfg.check_every, 0.0
         history: list[dict] = []
         verdict = None
         best_p = None
@@ -302,7 +303,9 @@ class HVSJND:
                 # every sampled view past the stopping line: worth a check on real encodes
                 if worst < 0 and total - last_check >= cfg.check_every:
                     last_check = total
+                    tc = time.perf_counter()
                     judged = problem.judge((x + p.detach()).clamp(0, 1).mul(255).round().div(255))
+                    check_seconds += time.perf_counter() - tc
                     verdict = judged
                     if judged.success:
                         success, best_p = True, p.detach().clone()
@@ -310,7 +313,7 @@ class HVSJND:
                 losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms,
                           **{f"cos[{k}]": v for k, v in per_rec.items()}}
                 history.append({"iteration": total, "attempt": attempt, **losses, "similarity": sim,
-                                "worst_view": worst_view,
+                                "worst_view": worst_view, "check_seconds": check_seconds,
                                 "check": None if judged is None else judged.worst})
                 preview = None
                 if cfg.preview_every and (it % cfg.preview_every == 0 or success):

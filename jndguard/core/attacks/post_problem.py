@@ -153,12 +153,67 @@ class InterimQuickCheck:
         return PostVerdict(failed == 0, worst, worst_sim, cells, failed, details)
 
 
+class MatrixQuickCheck:
+    """The stopping check of post mode: the quick threat matrix (``jndguard.core.threat``) of the
+    whole 8-bit photo with the candidate region pasted in, judged for one face and the white-box
+    recognisers, with ``margin`` as the matrix's safety margin κ."""
+
+    def __init__(self, matrix, protected: Callable[[], np.ndarray], face_index: int,
+                 change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal) -> None:
+        self.matrix = matrix
+        self.protected = protected
+        self.face_index = face_index
+        self.change_abs = change_abs
+        self.names = set(names)
+        self.goal = goal
+
+    def photo_with(self, region: torch.Tensor) -> np.ndarray:
+        pixels = self.protected().copy()
+        x0, y0, x1, y1 = self.change_abs
+        pixels[y0:y1, x0:x1] = region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+        return pixels
+
+    @torch.no_grad()
+    def __call__(self, region: torch.Tensor) -> PostVerdict:
+        report = self.matrix.evaluate(self.photo_with(region))
+        mine = [e for e in report.entries if e.face == self.face_index and e.recogniser in self.names]
+        kappa = self.matrix.margin
+        worst, worst_sim, details = -9.0, float("nan"), []
+        for e in mine:
+            if self.goal is Goal.DODGE:
+                s = e.similarity
+                gap = -9.0 if s is None else s - (e.threshold - kappa)
+            else:
+                s = e.target_similarity
+                gap = 9.0 if s is None else (e.threshold + kappa) - s
+            if gap > worst:
+                worst, worst_sim = gap, float("nan") if s is None else float(s)
+            if not e.passed:
+                details.append(f"{e.recogniser} {e.detector}/{e.crop}/{e.resize} {e.encoding} "
+                               f"vs {e.reference}: " + ("no face" if s is None else f"{s:.3f}"))
+        failed = sum(not e.passed for e in mine)
+        ok = bool(mine) and failed == 0 and not report.errors
+        return PostVerdict(ok, worst, worst_sim, len(mine), failed, details + list(report.errors))
+
+
+def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, margin: float, target_photos=None):
+    """The quick threat matrix of a photo for the white-box recognisers (clean side computed
+    once), or None while ``jndguard.core.threat`` is not available."""
+    try:
+        from jndguard.core.threat.matrix import ThreatMatrix
+    except ImportError:
+        return None
+    return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, margin)
+
+
 def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarray, face,
                       recognisers: Sequence, goal: Goal, eot: PostEOT,
                       protected: Callable[[], np.ndarray], stop_margin: float, train_margin: float,
                       generator: torch.Generator, targets=None, others=None,
-                      jnd_space: str = "rgb") -> tuple[PostProblem, tuple[int, int, int, int]]:
-    """The :class:`PostProblem` of one face and its changing region in photo coordinates."""
+                      jnd_space: str = "rgb", matrix=None,
+                      face_index: int = 0) -> tuple[PostProblem, tuple[int, int, int, int]]:
+    """The :class:`PostProblem` of one face and its changing region in photo coordinates;
+    ``matrix`` (from :func:`quick_matrix`) judges success, else the interim check."""
     h, w = clean_pixels.shape[:2]
     change = region_of(face.box, CHANGE_MARGIN, w, h)
     context = region_of(face.box, CONTEXT_MARGIN, w, h)
@@ -166,7 +221,10 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
     ctx = x[:, :, cy0:cy1, cx0:cx1]
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
     views = make_views(recognisers, ctx, geom, eot, goal, targets, others)
-    judge = InterimQuickCheck(clean_pixels, protected, face, change, context, views, goal, stop_margin)
+    if matrix is not None:
+        judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal)
+    else:
+        judge = InterimQuickCheck(clean_pixels, protected, face, change, context, views, goal, stop_margin)
     x0, y0, x1, y1 = change
     problem = PostProblem(
         context=ctx, change=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),
