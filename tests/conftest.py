@@ -83,3 +83,54 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def watch_model():
+    """A context manager that makes a method's misuse of the model visible.
+
+    A :class:`~jndguard.core.models.recogniser.Recogniser` freezes itself (eval mode, no
+    parameter needs a gradient), so "modes unchanged, no ``p.grad``" holds whatever a method
+    does. Inside ``with watch_model(model) as untouched:`` every parameter accepts a gradient
+    and every other shape-neutral submodule (convolutions, activations, …: not BatchNorm or
+    Dropout, whose train mode changes the output) is flagged as training; ``untouched()``
+    asserts that no parameter received ``.grad`` and that the flags are as they were set (a
+    method calling ``model.eval()``/``train()`` or ``backward()`` fails it). The model is
+    restored on exit.
+    """
+    from contextlib import contextmanager
+
+    from torch import nn
+
+    neutral = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
+
+    @contextmanager
+    def watch(model: nn.Module):
+        modules = list(model.modules())
+        saved = [(m, m.training) for m in modules]
+        params = list(model.parameters())
+        needs = [p.requires_grad for p in params]
+        pattern = [m.training if isinstance(m, neutral) else i % 2 == 0 for i, m in enumerate(modules)]
+        for m, flag in zip(modules, pattern, strict=True):
+            m.training = flag
+        for p in params:
+            p.requires_grad_(True)
+            p.grad = None
+
+        def untouched() -> None:
+            changed = [type(m).__name__ for m, flag in zip(modules, pattern, strict=True)
+                       if m.training != flag]
+            assert not changed, f"train/eval mode changed on {len(changed)} module(s): {changed[:5]}"
+            grads = sum(p.grad is not None for p in params)
+            assert grads == 0, f"{grads} parameter(s) received .grad"
+
+        try:
+            yield untouched
+        finally:
+            for m, flag in saved:
+                m.training = flag
+            for p, req in zip(params, needs, strict=True):
+                p.grad = None
+                p.requires_grad_(req)
+
+    return watch

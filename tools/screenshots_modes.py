@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from jndguard.core.pipeline import ProtectionSettings
     from jndguard.core.progress import drive
     from jndguard.core.study import StudySettings, build_study, generate_steps, save_study
-    from jndguard.gui.app import create_app
     from jndguard.gui.presentation import PresentationWindow, presentation_settings
+    from jndguard.gui.qtapp import create_app
     from jndguard.gui.study_window import StudyWindow
 
     torch.set_num_threads(1)

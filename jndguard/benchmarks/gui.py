@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     app.setStyle("Fusion")
     import torch
 
-    from jndguard.gui.app import reserve_gui_core
+    from jndguard.gui.qtapp import reserve_gui_core
 
     threads = torch.get_num_threads() if args.all_cores else reserve_gui_core()
     from jndguard.gui.main_window import MainWindow

@@ -16,6 +16,8 @@ def _default(obj: Any) -> Any:
         return str(obj)
     if hasattr(obj, "tolist"):
         return obj.tolist()
+    if callable(getattr(obj, "to_dict", None)):
+        return obj.to_dict()
     if hasattr(obj, "__dataclass_fields__"):
         import dataclasses
 

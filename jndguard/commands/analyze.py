@@ -10,12 +10,13 @@ from jndguard.commands._output import emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from jndguard.commands import _options as opt
+
     p = sub.add_parser("analyze", help="difference maps, |change|/J histogram, Grad-CAM")
     p.add_argument("original", type=Path)
     p.add_argument("protected", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--jnd-model", default="yang", choices=["yang", "chou", "wu"])
-    p.add_argument("--jnd-color", default="scaled", choices=["scaled", "gray", "ycbcr"])
+    opt.add_jnd(p)
     p.add_argument("--no-gradcam", action="store_true", help="skip the recogniser (faster)")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
     p.add_argument("--device", default="auto")

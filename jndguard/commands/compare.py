@@ -16,6 +16,8 @@ from jndguard.errors import JNDGuardError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from jndguard.commands import _options as opt
+
     p = sub.add_parser("compare", help="compare protection methods (Table 1, Fig. 2)")
     p.add_argument("photos", nargs="*", type=Path, help="photos or folders")
     p.add_argument("--validation", type=int, nargs="?", const=25, default=None, metavar="N",
@@ -24,14 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--methods", default="all",
                    help="'all' or a comma-separated list (see `jndguard protect --help`)")
-    p.add_argument("--mode", choices=["dodge", "impersonate"], default="dodge",
-                   help="impersonation targets another celebrity than the photo's folder name")
+    opt.add_goal(p, target=False,
+                 help="impersonation targets another celebrity than the photo's folder name")
     p.add_argument("--ablations", action="store_true",
                    help="also the HVS-JND loss ablations (L1, L1_ori, L2, L2_ori, L1+L2, L1+L2+G)")
-    p.add_argument("--hvs-mode", choices=["post", "lossless", "fast", "paper"], default="post",
-                   help="HVS-JND and ablations in post mode (default), lossless mode ('fast' is "
-                        "an alias) or with the paper's β, δ and restarts (≈ 3,000 iterations per "
-                        "face: a GPU job)")
+    opt.add_hvs_mode(p, help="HVS-JND and ablations in post mode (default), lossless mode ('fast' "
+                             "is its old name) or with the paper's β, δ and restarts (≈ 3,000 "
+                             "iterations per face: a GPU job)")
     p.add_argument("--max-iterations", type=int, default=None,
                    help="iteration budget of every method (default: each method's own)")
     p.add_argument("--no-reencode", action="store_true",
@@ -46,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from jndguard.commands.protect import collect_photos
     from jndguard.core.device import resolve_device
+    from jndguard.core.methods import parse_methods
     from jndguard.core.models import load_recogniser
-    from jndguard.core.pipeline import METHODS
     from jndguard.core.progress import drive
     from jndguard.core.research.compare import (
         RESULTS_FILE,
@@ -59,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     )
     from jndguard.core.research.figure import write_comparison_figure
 
-    methods = list(METHODS) if args.methods == "all" else [
-        m.strip() for m in args.methods.split(",") if m.strip()]
-    entries = method_entries(methods, args.mode, args.ablations, args.max_iterations, args.seed,
+    try:
+        methods = parse_methods(args.methods)
+    except ValueError as exc:
+        raise JNDGuardError(f"compare: {exc}") from None
+    entries = method_entries(methods, args.goal, args.ablations, args.max_iterations, args.seed,
                              args.hvs_mode)
     photos = collect_photos(args.photos)
     if args.validation:

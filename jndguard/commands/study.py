@@ -172,19 +172,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from jndguard.core.study import load_study
-    from jndguard.gui.app import create_app
-    from jndguard.gui.study_window import StudyWindow
+    from jndguard.launch import study_window
 
-    study = load_study(args.study)
-    app = create_app([])
-    window = StudyWindow(study, results_dir=args.results, participant=args.participant)
-    if args.windowed:
-        window.resize(1400, 900)
-        window.show()
-    else:
-        window.showFullScreen()
-    return int(app.exec())
+    return study_window(args.study, args.results, args.participant, args.windowed)
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from jndguard.core.photos import PHOTO_SUFFIXES as SUPPORTED_SUFFIXES  # the one suffix list
 from jndguard.errors import ImageLoadError
 
 MAX_PIXELS = 200_000_000
-SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from jndguard.core.faces import Face, crop_resize, detect_faces
+from jndguard.core.faces import Face, detect_faces
 from jndguard.core.imageio import LoadedImage, load_image
 from jndguard.core.models.recogniser import Recogniser
 from jndguard.errors import NoFaceError
@@ -30,13 +30,14 @@ def load_and_detect(path: str | Path, device: torch.device | str = "cpu",
 
 
 @torch.no_grad()
-def embed_faces(recogniser: Recogniser, image: torch.Tensor, faces: list[Face]) -> torch.Tensor:
-    """Embeddings ``(N, D)`` of the given faces of one (1, 3, H, W) photo."""
+def embed_faces(recogniser: Recogniser, image: torch.Tensor, faces: list[Face],
+                raw: bool = False) -> torch.Tensor:
+    """Embeddings ``(N, D)`` of the given faces of one (1, 3, H, W) photo, each seen through
+    the recogniser's view; ``raw``: the descriptors before L2 normalisation."""
     if not faces:
         return torch.empty(0, recogniser.info.embedding_dim)
-    crops = crop_resize(image.to(recogniser.device), [f.box for f in faces],
-                        size=recogniser.info.input_size)
-    return recogniser(crops)
+    crops = recogniser.crops(image, faces)
+    return recogniser.descriptor(crops) if raw else recogniser(crops)
 
 
 def main_face(photo: DetectedPhoto) -> Face:

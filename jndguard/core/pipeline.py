@@ -13,109 +13,25 @@ import logging
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from jndguard.core.attacks.base import Goal
 from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
-from jndguard.core.faces import Face, crop_resize, detect_faces, expand_box
+from jndguard.core.faces import Face, detect_faces, expand_box
 from jndguard.core.imageio import LoadedImage, to_uint8
+
+# re-exported: the settings and the method registry have their own modules
+from jndguard.core.methods import METHODS, build_method, method_spec, paper_defaults
+from jndguard.core.settings import Goal, JndColor, ProtectionSettings
 from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
 
-METHODS: dict[str, str] = {
-    "hvs-jnd": "HVS-JND (recommended)",
-    "mnd": "MND",
-    "jndmga": "JNDMGA",
-    "bim": "BIM",
-    "pgd": "PGD",
-    "mifgsm": "MI-FGSM",
-    "difgsm": "DI²-FGSM",
-}
-
-
-#: post mode's RMS step per pixel-channel and the hinge margin past the stopping margin that
-#: the sampled views are pushed to (measured on validation faces, README "Post mode")
-POST_STEP = 0.003
-POST_TRAIN_EXTRA = 0.1
-
-
 class Cancelled(JNDGuardError):
     """The user stopped the run; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class ProtectionSettings:
-    """Everything that defines a protection run (recorded in every report)."""
-
-    method: str = "hvs-jnd"
-    goal: str = "dodge"
-    target: str | None = None
-    mode: str = "post"  # HVS-JND: post (default), lossless (alias fast), paper
-    variant: str = "L1+L2+G"
-    beta: tuple[float, float, float] | None = None
-    delta: float | None = None
-    m_rgb: tuple[float, float, float] = (3.0, 5.0, 1.0)
-    max_iterations: int = 100
-    step_size: float | None = None
-    epsilon: float = 8 / 255
-    # iteration budget of the anchor methods; None = the method's own default (torchattacks
-    # 10 steps, MND/JNDMGA 1000); max_iterations above is HVS-JND's budget per β attempt
-    anchor_iterations: int | None = None
-    margin: float = 0.2
-    robust: bool = False
-    jitter_samples: int = 4
-    jnd_model: str = "yang"
-    jnd_color: str = "scaled"
-    jnd_strength: float = 1.0
-    device: str = "auto"
-    seed: int = 0
-    model: str | None = None
-    min_face_size: int = 20
-    safety_margin: float = 0.0
-    max_rounds: int = 3
-    shrink: bool = True  # HVS-JND lossless mode: shrink the successful perturbation (measured)
-    # post mode: margin every quick-matrix cell must clear before the optimiser stops (docs/design.md §5)
-    stop_margin: float = 0.05
-    # post mode: the other white-box recognisers optimised against with settings.model
-    white_box: tuple[str, ...] = ("dlib-resnet",)
-    eot_samples: int = 8  # post mode: sampled views per recogniser and iteration
-
-    def __post_init__(self) -> None:
-        from jndguard.core.attacks.hvs_jnd import MODE_ALIASES, MODES
-
-        object.__setattr__(self, "mode", MODE_ALIASES.get(self.mode, self.mode))
-        if self.mode not in MODES:
-            raise ValueError(f"unknown HVS-JND mode {self.mode!r}; choose from {', '.join(MODES)}")
-        object.__setattr__(self, "white_box", tuple(self.white_box))
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        if self.goal not in ("dodge", "impersonate"):
-            raise ValueError("goal must be 'dodge' or 'impersonate'")
-        if self.goal == "impersonate" and not self.target:
-            raise ValueError("impersonation needs a target identity")
-        if self.anchor_iterations is not None and self.anchor_iterations < 1:
-            raise ValueError("anchor_iterations must be ≥ 1 (or None for the method's default)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def paper_defaults(method: str = "hvs-jnd", goal: str = "dodge") -> ProtectionSettings:
-    """Settings with the values the method's paper fixes (HVS-JND: paper mode, β, δ, M)."""
-    target = "madonna" if goal == "impersonate" else None
-    if method == "hvs-jnd":
-        g = Goal(goal)
-        from jndguard.core.attacks.hvs_jnd import PAPER_BETA, PAPER_DELTA, PAPER_M_RGB
-
-        b = PAPER_BETA[g]
-        return ProtectionSettings(method=method, goal=goal, target=target, mode="paper",
-                                  beta=(b, b, b), delta=PAPER_DELTA[g], m_rgb=PAPER_M_RGB)
-    return ProtectionSettings(method=method, goal=goal, target=target)
 
 
 @dataclass
@@ -152,29 +68,15 @@ class ProtectionResult:
     model: dict = field(default_factory=dict)
 
 
-def build_method(settings: ProtectionSettings):
-    """The method object for the settings (every method has ``iterate(problem, init=None)``)."""
-    if settings.method == "hvs-jnd":
-        from jndguard.core.attacks.hvs_jnd import HVSJND, HVSJNDConfig
-
-        kw = {}
-        if settings.step_size is not None:
-            kw["step_size"] = settings.step_size
-        if settings.mode == "post":
-            kw.setdefault("step_size", POST_STEP)
-        return HVSJND(HVSJNDConfig(mode=settings.mode, variant=settings.variant, beta=settings.beta,
-                                   delta=settings.delta, m_rgb=settings.m_rgb,
-                                   max_iterations=settings.max_iterations, shrink=settings.shrink,
-                                   **kw))
-    from jndguard.core.attacks.anchors import make_anchor
-
-    return make_anchor(settings)
-
-
-def face_region(face: Face, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+def face_region(face: Face, margin: float, width: int, height: int,
+                footprint: tuple[float, float, float, float] | None = None) -> tuple[int, int, int, int]:
     """The rectangle a face's perturbation lives in: box + margin, clipped, 16-aligned origin
-    (so JPEG blocks of the photo and of the region coincide in robust mode)."""
+    (so JPEG blocks of the photo and of the region coincide in robust mode). ``footprint``:
+    the area the recogniser's view reads (dlib's aligned chip), included in the region."""
     x1, y1, x2, y2 = expand_box(face.box, margin)
+    if footprint is not None:
+        x1, y1 = min(x1, footprint[0]), min(y1, footprint[1])
+        x2, y2 = max(x2, footprint[2]), max(y2, footprint[3])
     x0 = max(0, math.floor(x1) // 16 * 16)
     y0 = max(0, math.floor(y1) // 16 * 16)
     return x0, y0, min(width, math.ceil(x2)), min(height, math.ceil(y2))
@@ -216,8 +118,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
             out.append({"redetected": False, "similarity": None, "target_similarity": None,
                         "success": goal is Goal.DODGE})
             continue
-        crop = crop_resize(protected.to(recogniser.device), [m.box], size=recogniser.info.input_size)
-        emb = recogniser(crop)[0]
+        emb = recogniser(recogniser.crops(protected, [m], pixels=pixels))[0]
         sim = float(emb @ clean_embeddings[i])
         tsim = float(emb @ target_embedding) if target_embedding is not None else None
         ok = (sim < threshold - safety_margin if goal is Goal.DODGE
@@ -228,7 +129,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
 
 
 def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
-                 centroids, goal, samples, round_, i, init, check_stop):
+                 centroids, goal, samples, round_, i, init, check_stop, view=None):
     """Optimise face ``i``; re-yield the method's steps as PipelineSteps; return
     ``(AttackResult, AttackProblem)``."""
     from jndguard.core.models.gallery import gallery_for
@@ -246,7 +147,8 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
         safety_margin=settings.safety_margin,
         jitter=JitterConfig(samples=samples, robust=settings.robust),
         generator=torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_),
-        jnd_space="ycbcr" if settings.jnd_color == "ycbcr" else "rgb",
+        jnd_space="ycbcr" if settings.jnd_color is JndColor.YCBCR else "rgb",
+        view=None if view is None else view.translate(-x0, -y0),
     )
     gen = method.iterate(problem, init)
     try:
@@ -313,8 +215,12 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if settings.target not in names:
             raise JNDGuardError(f"unknown target {settings.target!r}; choose from {', '.join(names)}")
         target_emb = centroids[names.index(settings.target)].to(device)
-    clean_embs = (recogniser(crop_resize(x, [f.box for f in faces], size=recogniser.info.input_size))
+    clean_embs = (recogniser(recogniser.crops(x, faces, pixels=image.pixels))
                   if faces else torch.empty(0, recogniser.info.embedding_dim, device=device)).detach()
+    # landmark-aligned recognisers (dlib) see their own view of each face, fixed on the clean
+    # photo; box recognisers (FaceNet) the box crop inside the attack problem
+    views = ([recogniser.face_view(image.pixels, f) for f in faces]
+             if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
     if settings.method == "hvs-jnd" and settings.mode == "post":
         return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
@@ -322,7 +228,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     protected = x.clone()
     per_face: list[dict] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
-    regions = [face_region(f, settings.margin, image.width, image.height) for f in faces]
+    regions = [face_region(f, settings.margin, image.width, image.height,
+                           None if v is None else v.footprint()) for f, v in zip(faces, views)]
     pending = list(range(n))
     verdicts: list[dict] = []
     samples = settings.jitter_samples
@@ -335,7 +242,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                 try:
                     result, problem = yield from _attack_face(
                         method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
-                        centroids, goal, samples, round_, i, inits[i], check_stop)
+                        centroids, goal, samples, round_, i, inits[i], check_stop, views[i])
                     break
                 except torch.cuda.OutOfMemoryError:
                     if device.type == "cpu":
@@ -370,7 +277,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                                     recogniser.threshold, settings.safety_margin, target_emb,
                                     settings.min_face_size)
         pending = [i for i, v in enumerate(verdicts) if not v["success"]]
-        if not pending or settings.method != "hvs-jnd":
+        if not pending or not method_spec(settings.method).rounds:
             break
         logger.info("round %d: %d face(s) still recognised after re-detection", round_, len(pending))
     protected_u8 = to_uint8(protected)
@@ -426,6 +333,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
     distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
     from jndguard.core.attacks.post_eot import PostEOT
     from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
+    from jndguard.core.methods import POST_TRAIN_EXTRA
     from jndguard.core.metrics import quality_report
 
     n = len(faces)

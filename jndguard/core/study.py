@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from jndguard.core.files import atomic_write_text
+from jndguard.core.photos import is_photo
 from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
@@ -377,7 +378,6 @@ def save_study(study: Study, path: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- building
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def natural_key(text: str) -> tuple:
@@ -392,7 +392,7 @@ def _images_in(folder: Path) -> list[Path]:
         (
             p
             for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".")
+            if p.is_file() and is_photo(p) and not p.name.startswith(".")
         ),
         key=lambda p: natural_key(p.name),
     )

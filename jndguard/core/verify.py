@@ -5,10 +5,13 @@ original, matches them (box overlap), and for every recogniser reports the cosin
 of each protected face to its original, the recogniser's threshold and the verdict — also after
 re-encoding to JPEG q95/85/75 and after a resize to a 1080 px long edge (what social networks do).
 
-Recognisers: the white-box model used for protection, any other registered model, and dlib's
-ResNet (``pip install 'jndguard[dlib]'``) as an independent black-box check; dlib's
-``.dat`` files are loaded by path from the ``face_recognition_models`` package (its own
-import needs ``pkg_resources``, which new setuptools no longer ships).
+Recognisers: the white-box model used for protection, any other registered model (the PyTorch
+port of dlib's ResNet, ``dlib-resnet``, among them), and dlib itself (``dlib``) as the
+black-box check with dlib's own rule (Euclidean distance < 0.6); dlib's ``.dat`` files are
+loaded by path from the ``face_recognition_models`` package (its own import needs
+``pkg_resources``, which new setuptools no longer ships). The black box and the port see the
+same landmarks (:func:`jndguard.core.faces.align.dlib_rectangle` on the MTCNN box) and give
+the same descriptor.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from jndguard.core.faces import Face, crop_resize, detect_faces
+from jndguard.core.faces import Face, detect_faces
 from jndguard.core.imageio import load_image, to_tensor
 
 logger = logging.getLogger(__name__)
@@ -36,24 +39,23 @@ DLIB_THRESHOLD = 0.6  # dlib's documented Euclidean distance threshold for the s
 def dlib_status() -> tuple[bool, str]:
     """Whether the optional dlib check can run, and why not."""
     if importlib.util.find_spec("dlib") is None:
-        return False, "dlib check skipped: install the extra with `pip install 'jndguard[dlib]'`"
+        return False, "dlib check skipped: dlib is not installed (reinstall JNDGuard: `pip install dlib-bin`)"
     if _dlib_model_dir() is None:
         return False, "dlib check skipped: the face-recognition-models package is not installed"
     return True, "dlib available"
 
 
 def _dlib_model_dir() -> Path | None:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(next(iter(spec.submodule_search_locations))) / "models"
-    return d if (d / "dlib_face_recognition_resnet_model_v1.dat").is_file() else None
+    from jndguard.core.models.dlib_resnet import dlib_model_dir
+
+    return dlib_model_dir()
 
 
 class DlibRecogniser:
-    """dlib's ResNet face descriptor (128-d, Euclidean threshold 0.6) on MTCNN boxes."""
+    """dlib's ResNet face descriptor (128-d, Euclidean threshold 0.6) on MTCNN boxes, computed
+    by dlib itself (the reference the ``dlib-resnet`` port is tested against)."""
 
-    name = "dlib-resnet"
+    name = "dlib"
     threshold = DLIB_THRESHOLD
 
     def __init__(self) -> None:
@@ -67,9 +69,9 @@ class DlibRecogniser:
         self._rec = dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def describe(self, pixels: np.ndarray, face: Face) -> np.ndarray:
-        x1, y1, x2, y2 = (round(v) for v in face.box)
-        rect = self._dlib.rectangle(max(0, x1), max(0, y1), x2, y2)
-        shape = self._sp(np.ascontiguousarray(pixels), rect)
+        from jndguard.core.faces.align import dlib_rectangle
+
+        shape = self._sp(np.ascontiguousarray(pixels), dlib_rectangle(face.box))
         return np.array(self._rec.compute_face_descriptor(np.ascontiguousarray(pixels), shape))
 
 
@@ -155,16 +157,15 @@ def verify(original: str | Path, protected: str | Path, recognisers: list | None
         matched = _match(faces, found, v.scale)
         vt = to_tensor(v.pixels)
         for rec in recognisers:
-            size = rec.info.input_size
             with torch.no_grad():
-                ref = rec(crop_resize(x.to(rec.device), [f.box for f in faces], size=size)) if faces else None
+                ref = rec(rec.crops(x, faces, pixels=orig.pixels)) if faces else None
                 for i, m in enumerate(matched):
                     row = {"face": i, "recogniser": rec.name, "variant": v.name,
                            "threshold": round(rec.threshold, 5), "redetected": m is not None}
                     if m is None:
                         row.update(similarity=None, same_person=False)
                     else:
-                        e = rec(crop_resize(vt.to(rec.device), [m.box], size=size))[0]
+                        e = rec(rec.crops(vt, [m], pixels=v.pixels))[0]
                         sim = float(e @ ref[i])
                         row.update(similarity=round(sim, 5), same_person=sim >= rec.threshold)
                     checks.append(row)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from jndguard.core.photos import photo_filter
 from jndguard.gui import presenters
 from jndguard.gui.controller import Controller
 from jndguard.gui.settings import SettingsStore
@@ -48,7 +49,7 @@ from jndguard.gui.widgets.results import ResultsPanel
 from jndguard.gui.widgets.views import PANES, ViewsPanel
 from jndguard.resources import SAMPLE_PHOTO, resource_path
 
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff);;All files (*)"
+PHOTO_FILTER = photo_filter(all_files=True)
 DEFAULT_SIZE = (1440, 900)
 
 
@@ -521,7 +522,7 @@ class MainWindow(QMainWindow):
         self.errors_dialog.raise_()
 
     def set_theme(self, key: str, persist: bool = True) -> None:
-        from jndguard.gui.app import apply_theme
+        from jndguard.gui.qtapp import apply_theme
 
         apply_theme(key)
         if persist:

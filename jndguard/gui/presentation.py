@@ -11,14 +11,15 @@ Keys: ``Space``/``Enter`` protect, ``F`` flash on/off, ``S`` the sample photo, `
 photo, ``C`` camera snapshot, ``Esc`` leave.
 
 The protection is :func:`jndguard.core.pipeline.protect_steps` with a small iteration budget,
-run by :func:`live_protection` in a :class:`~jndguard.gui.workers.GeneratorWorker`; the worker
-composes the live frames (original + current perturbation) and the window only shows them.
+run in the GUI's helper process like the main window's runs (:mod:`jndguard.gui.helper`) and
+turned into live frames by :func:`live_protection` in a
+:class:`~jndguard.gui.workers.GeneratorWorker`: the worker composes the frames (original +
+current perturbation) and the window only shows them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from jndguard.core.photos import photo_filter
 from jndguard.gui.workers import GeneratorWorker
 from jndguard.resources import SAMPLE_PHOTO, resource_path
 
@@ -56,7 +58,7 @@ logger = logging.getLogger(__name__)
 #: Iteration budget of a live run (HVS-JND's fast defaults succeed in 10–30 iterations).
 LIVE_ITERATIONS = 40
 FLASH_MS = 700
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff)"
+PHOTO_FILTER = photo_filter()
 GOOD, BAD, FG, BG = "#38c172", "#e3342f", "#f2f2f2", "#121316"
 
 
@@ -86,23 +88,6 @@ class LiveUpdate:
     frame: np.ndarray | None = None  # (H, W, 3) uint8: the photo as it is now
 
 
-_recognisers: dict[tuple, Any] = {}
-_lock = threading.Lock()
-
-
-def _get_recogniser(settings: Any) -> Any:
-    from jndguard.core.device import resolve_device
-    from jndguard.core.models import load_recogniser, models_home
-
-    device = resolve_device(settings.device)
-    key = (str(models_home()), settings.model, str(device))
-    with _lock:
-        rec = _recognisers.get(key)
-        if rec is None:
-            rec = _recognisers[key] = load_recogniser(settings.model, device=device)
-    return rec
-
-
 def compose_frame(
     original: np.ndarray, current: np.ndarray, perturbation: np.ndarray, box: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -124,13 +109,20 @@ def live_protection(
 ) -> Generator[LiveUpdate, None, Any]:
     """Run the protection pipeline and turn its steps into :class:`LiveUpdate` s.
 
+    Without ``steps_fn`` and ``recogniser`` the pipeline runs in the GUI's helper process, as
+    the main window's runs do (:func:`jndguard.gui.helper.protect_steps`: one recogniser cache
+    for the whole app, and a busy optimisation never stalls the window). With a loaded
+    ``recogniser`` it runs here, in this worker thread.
+
     Returns the pipeline's :class:`~jndguard.core.pipeline.ProtectionResult`.
     """
     if steps_fn is None:
-        from jndguard.core.pipeline import protect_steps as steps_fn
-    if recogniser is None:
-        yield LiveUpdate("load", "loading the face model")
-        recogniser = _get_recogniser(settings)
+        if recogniser is None:
+            from jndguard.gui.helper import protect_steps as steps_fn
+
+            yield LiveUpdate("load", "loading the face model")
+        else:
+            from jndguard.core.pipeline import protect_steps as steps_fn
     gen = steps_fn(image, settings, recogniser=recogniser, stop=stop)
     frame = image.pixels
     while True:
@@ -326,7 +318,8 @@ class PresentationWindow(QWidget):
         parent: owner (e.g. the main window); the presentation is its own top-level window.
         settings: protection settings of the live run (default: :func:`presentation_settings`).
         steps_fn: the pipeline generator (default ``protect_steps``; tests may pass a fake).
-        recogniser: an already loaded recogniser to use (default: load one in the worker).
+        recogniser: an already loaded recogniser to run with in this process (default: the
+            helper process's, shared with the main window).
     """
 
     similarityChanged = Signal(float)
@@ -788,10 +781,11 @@ def open_presentation(
             (default: :func:`presentation_settings`, HVS-JND with a 40-iteration budget).
         fullscreen: full screen (default) or a normal window.
         load_sample: start with the bundled sample photo on stage.
-        recogniser: a loaded recogniser to reuse (default: loaded on the first run).
+        recogniser: a loaded recogniser to run with in this process (default: the helper
+            process's, shared with the main window).
     """
     if QApplication.instance() is None:
-        from jndguard.gui.app import create_app
+        from jndguard.gui.qtapp import create_app
 
         create_app()
     w = PresentationWindow(parent, settings=settings, recogniser=recogniser)

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from jndguard.core.models.store import is_fetched
-    from jndguard.gui.app import apply_theme, create_app
     from jndguard.gui.main_window import MainWindow
+    from jndguard.gui.qtapp import apply_theme, create_app
     from jndguard.gui.settings import SettingsStore
     from jndguard.gui.state import Status
 

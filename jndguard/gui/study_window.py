@@ -665,7 +665,7 @@ def open_study(
     """
     study = load_study(study_path)
     if QApplication.instance() is None:
-        from jndguard.gui.app import create_app
+        from jndguard.gui.qtapp import create_app
 
         create_app()
     w = StudyWindow(study, results_dir=results_dir, participant=participant, parent=parent)

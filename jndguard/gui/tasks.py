@@ -736,7 +736,7 @@ class ExportSummary:
 def build_report(result: Any, verification: dict | None = None) -> dict[str, Any]:
     """The report fields of one protected photo (export adds file names and versions)."""
     settings = result.settings
-    settings_dict = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+    settings_dict = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
     faces = []
     per_face = list(getattr(result, "per_face", []) or [])
     for i, face in enumerate(getattr(result, "faces", []) or []):
@@ -831,23 +831,6 @@ def expand_paths(paths: Sequence[str | Path], recursive: bool = True) -> list[Pa
     Files given explicitly are kept even with an unknown suffix (the loader then says why
     it cannot read them); files found in folders are filtered by suffix.
     """
-    from jndguard.core.imageio import is_supported
+    from jndguard.core.photos import collect_photos
 
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found = sorted(
-                q
-                for q in (p.rglob("*") if recursive else p.iterdir())
-                if q.is_file() and is_supported(q) and not q.name.startswith(".")
-            )
-        else:
-            found = [p]
-        for q in found:
-            key = _key(q)
-            if key not in seen:
-                seen.add(key)
-                out.append(q)
-    return out
+    return collect_photos(paths, recursive=recursive)

@@ -1,4 +1,5 @@
-# dlib's models, loaded by path (jndguard.core.verify): only the two files JNDGuard uses. The
+# dlib's models, loaded by path (jndguard.core.models.dlib_resnet: the dlib-resnet port reads the
+# ResNet weights, dlib finds the 5 landmarks; verify runs dlib itself): only the two files used. The
 # 68-point landmark model (100 MB) and the CNN face detector are left out.
 from PyInstaller.utils.hooks import get_package_paths
 

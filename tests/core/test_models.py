@@ -198,3 +198,33 @@ def test_register_vggface2_checkpoint(model_home, tmp_path, monkeypatch):
     torch.save({"x": torch.zeros(1)}, bad)
     with pytest.raises(ModelIntegrityError, match="VGGFace2"):
         store.register_checkpoint(bad, home=home)
+
+
+def test_fetch_upgrades_an_old_store_with_dlib_without_downloading(model_home, tmp_path, monkeypatch):
+    """A store fetched before dlib-resnet existed gains it on the next `models fetch`: no
+    download, no reconversion of FaceNet; the next fetch is a no-op again."""
+    import shutil
+
+    home = tmp_path / "home"
+    home.mkdir()
+    m = json.loads((model_home / store.MANIFEST).read_text())
+    m["models"] = {store.DEFAULT_MODEL: m["models"][store.DEFAULT_MODEL]}  # as before dlib
+    store.write_manifest(m, home)
+    (home / "models").mkdir()
+    shutil.copy(model_home / m["models"][store.DEFAULT_MODEL]["file"], home / "models")
+    (home / "downloads").symlink_to(model_home / "downloads")
+    (home / "datasets").symlink_to(model_home / "datasets")
+    before = (home / m["models"][store.DEFAULT_MODEL]["file"]).stat().st_mtime_ns
+
+    def no_download(*a, **k):
+        raise AssertionError("the archive must not be downloaded again")
+
+    monkeypatch.setattr(store, "_download", no_download)
+    stages = [p.stage for p in store.fetch_steps(home)]
+    assert "convert" in stages and stages[-1] == "done" and "download" not in stages
+    entry = store.read_manifest(home)["models"][store.DLIB_MODEL]
+    assert entry["calibration"]["identification_correct"] >= store.MIN_IDENTIFIED
+    assert (home / m["models"][store.DEFAULT_MODEL]["file"]).stat().st_mtime_ns == before
+    assert store.verify_store(home) == []
+    assert [p.stage for p in store.fetch_steps(home)] == ["done"]
+    assert store.load_recogniser(store.DLIB_MODEL, home=home).info.alignment == "dlib-chip"

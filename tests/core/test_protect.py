@@ -47,9 +47,14 @@ def test_only_face_regions_change(protected, face_photo):
     assert protected.protected.dtype == np.uint8
 
 
-def test_model_untouched(protected, recogniser):
-    assert not recogniser.training
-    assert all(p.grad is None for p in recogniser.parameters())
+@pytest.mark.parametrize("method", ["hvs-jnd", "bim"])
+def test_model_untouched(face_photo, recogniser, watch_model, method):
+    """The pipeline and the method leave the model's modes and gradients alone (checked with
+    a model that would show it: see the ``watch_model`` fixture)."""
+    settings = ProtectionSettings(method=method, max_iterations=3, anchor_iterations=2, max_rounds=1)
+    with watch_model(recogniser) as untouched:
+        protect(face_photo, settings, recogniser)
+        untouched()
 
 
 def test_steps_then_result_and_stop_within_one_step(face_photo, recogniser):

@@ -36,8 +36,8 @@ def settings_path(tmp_path) -> Path:
 @pytest.fixture
 def make_window(qtbot, settings_path):
     """Factory for real main windows; closes (and waits for the workers of) each at the end."""
-    from jndguard.gui.app import create_app
     from jndguard.gui.main_window import MainWindow
+    from jndguard.gui.qtapp import create_app
 
     create_app()
     made = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -118,4 +116,4 @@ def test_strength_presets_and_paper_defaults(qtbot, make_window):
     s = w.controller.settings
     assert s.goal == "impersonate" and s.target in ("ben_afflek", "madonna")
     assert panel.target.isEnabled()
-    assert {f.name for f in fields(s)} >= {"method", "goal", "target", "beta", "m_rgb"}
+    assert set(s.to_dict()) >= {"method", "goal", "target", "beta", "m_rgb"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -107,3 +109,36 @@ def test_compose_frame_adds_the_region_perturbation():
     out = compose_frame(original, current, pert, (1, 2, 4, 4))
     assert out[2:4, 1:4].min() == out[2:4, 1:4].max() == 103
     assert out[0, 0, 0] == 7 and out[5, 7, 0] == 100
+
+
+def test_live_runs_go_through_the_helper_process_like_the_main_window(monkeypatch):
+    """Without a recogniser of its own, presentation mode runs the pipeline in the helper
+    process (one recogniser cache for the app); with one, in this process."""
+    from jndguard.core import pipeline
+    from jndguard.gui import helper
+
+    calls = []
+
+    def fake(name):
+        def steps(image, settings, recogniser=None, stop=None):
+            calls.append((name, recogniser))
+            return f"{name} result"
+            yield  # a generator
+
+        return steps
+
+    monkeypatch.setattr(helper, "protect_steps", fake("helper"))
+    monkeypatch.setattr(pipeline, "protect_steps", fake("in-process"))
+    settings = presentation_settings(device="cpu")
+    photo = SimpleNamespace(pixels=np.zeros((4, 4, 3), np.uint8))
+    gen = presentation.live_protection(photo, settings)
+    first = next(gen)
+    assert first.stage == "load"
+    with pytest.raises(StopIteration) as done:
+        next(gen)
+    assert done.value.value == "helper result" and calls == [("helper", None)]
+    calls.clear()
+    gen = presentation.live_protection(photo, settings, recogniser="loaded")
+    with pytest.raises(StopIteration) as done:
+        next(gen)
+    assert done.value.value == "in-process result" and calls == [("in-process", "loaded")]

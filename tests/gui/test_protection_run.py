@@ -40,7 +40,10 @@ def test_real_run_emits_progress_then_result_and_exports(
     w.controller.use_dlib = False  # dlib's own check is the core tests' business (and slow)
     qtbot.waitUntil(lambda: w.controller.model_status is not None, timeout=30000)
     assert w.controller.model_status.fetched
-    assert "facenet" in w.model_label.text() and "cpu" in w.device_label.text().lower() + "cpu"
+    from jndguard.core.device import describe_device, resolve_device
+
+    assert "facenet" in w.model_label.text()
+    assert w.device_label.text() == f"Device: {describe_device(resolve_device(w.controller.settings.device))}"
     w.add_paths([celeb_photo])
     wait_loaded(w, 1)
     set_iterations(w, 10)

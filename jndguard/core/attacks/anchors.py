@@ -21,15 +21,15 @@ papers leave open is decided once here and in each module's docstring:
   as HVS-JND (:data:`STOP_MARGIN`), whenever the jittered training crops already pass.
   torchattacks anchors run their fixed number of steps, as the library does.
 
-The registry maps the pipeline's method names to factories; :func:`make_anchor` builds one
-from :class:`~jndguard.core.pipeline.ProtectionSettings`.
+The method registry (:mod:`jndguard.core.methods`) names them; :func:`make_anchor` builds one
+from :class:`~jndguard.core.settings.ProtectionSettings`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -37,9 +37,8 @@ from torch import nn
 from jndguard.core.attacks.base import Attack, AttackResult, Goal, Step
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.imageio import quantise  # re-exported: the anchors' 8-bit grid
-
-if TYPE_CHECKING:  # pipeline imports this module lazily; no import cycle at runtime
-    from jndguard.core.pipeline import ProtectionSettings
+from jndguard.core.methods import ANCHOR_METHODS, method_spec
+from jndguard.core.settings import ProtectionSettings
 
 # Extra similarity margin the check boxes must clear before a gradient-descent anchor stops;
 # the same value HVS-JND uses (HVSJNDConfig.stop_margin), so every method stops on one rule.
@@ -119,73 +118,25 @@ class AnchorMethod(Attack):
 # --- registry ---------------------------------------------------------------------------------
 
 
-def _make_torchattacks(name: str) -> Callable[[ProtectionSettings], AnchorMethod]:
-    def factory(settings: ProtectionSettings) -> AnchorMethod:
-        from jndguard.core.attacks.torchattacks_adapter import (
-            DEFAULT_ALPHA,
-            DEFAULT_STEPS,
-            TorchattacksAnchor,
-            TorchattacksConfig,
-        )
-
-        return TorchattacksAnchor(name, TorchattacksConfig(
-            eps=settings.epsilon,
-            alpha=settings.step_size if settings.step_size is not None else DEFAULT_ALPHA,
-            steps=settings.anchor_iterations or DEFAULT_STEPS))
-
-    return factory
+def _anchor_factory(name: str) -> Callable[[ProtectionSettings], AnchorMethod]:
+    return method_spec(name).build
 
 
-def _make_mnd(settings: ProtectionSettings) -> AnchorMethod:
-    from jndguard.core.attacks.mnd import MND, MNDConfig
-
-    kw: dict = {}
-    if settings.step_size is not None:
-        kw["lr"] = settings.step_size
-    if settings.anchor_iterations:
-        kw["max_iterations"] = settings.anchor_iterations
-    return MND(MNDConfig(beta=settings.beta, **kw))
-
-
-def _make_jndmga(settings: ProtectionSettings) -> AnchorMethod:
-    from jndguard.core.attacks.jndmga import JNDMGA, JNDMGAConfig
-
-    kw: dict = {}
-    if settings.step_size is not None:
-        kw["lr"] = settings.step_size
-    if settings.anchor_iterations:
-        kw["max_iterations"] = settings.anchor_iterations
-    return JNDMGA(JNDMGAConfig(**kw))
-
-
+#: anchor name → factory (a view of :data:`jndguard.core.methods.REGISTRY`).
 ANCHORS: dict[str, Callable[[ProtectionSettings], AnchorMethod]] = {
-    "mnd": _make_mnd,
-    "jndmga": _make_jndmga,
-    "bim": _make_torchattacks("bim"),
-    "pgd": _make_torchattacks("pgd"),
-    "mifgsm": _make_torchattacks("mifgsm"),
-    "difgsm": _make_torchattacks("difgsm"),
-}
+    name: _anchor_factory(name) for name in ANCHOR_METHODS}
 
 
 def make_anchor(settings: ProtectionSettings) -> AnchorMethod:
-    """The anchor method named by ``settings.method``.
-
-    Settings used: ``epsilon`` (torchattacks ε), ``step_size`` (None = the method's default:
-    torchattacks α = 2/255, MND and JNDMGA lr = 1e-4), ``anchor_iterations`` (None = the
-    method's default: 10 torchattacks steps, 1000 MND/JNDMGA iterations), ``beta`` (MND's
-    β₁..β₃; None = the paper's values for the goal). ``max_iterations`` is HVS-JND's budget
-    and is not used here.
+    """The anchor method named by ``settings.method`` (see :mod:`jndguard.core.attacks.factories`).
 
     Raises:
         ValueError: ``settings.method`` is not an anchor.
     """
-    try:
-        factory = ANCHORS[settings.method]
-    except KeyError:
+    if settings.method not in ANCHORS:
         raise ValueError(f"{settings.method!r} is not an anchor method; "
-                         f"choose from {', '.join(ANCHORS)}") from None
-    return factory(settings)
+                         f"choose from {', '.join(ANCHORS)}")
+    return ANCHORS[settings.method](settings)
 
 
 __all__ = ["ANCHORS", "STOP_MARGIN", "AnchorMethod", "check_init", "crop_area_ratio", "head_gallery",

@@ -12,7 +12,6 @@ model's train/eval mode is left as it was (torchattacks ``attack.py`` convention
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -20,12 +19,7 @@ from typing import ClassVar
 
 import torch
 
-
-class Goal(str, enum.Enum):
-    """What protection means (docs/design.md §4)."""
-
-    DODGE = "dodge"  # the recogniser no longer verifies the face as the same person
-    IMPERSONATE = "impersonate"  # the recogniser verifies the face as the chosen target
+from jndguard.core.settings import Goal as Goal  # re-exported: the goal lives with the settings
 
 
 @dataclass

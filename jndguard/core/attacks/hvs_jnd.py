@@ -41,17 +41,17 @@ from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import cosine_margin_loss, paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import ABLATIONS, hvs_perceptual_loss, sobel
 
-PAPER_BETA = {Goal.DODGE: 1500.0, Goal.IMPERSONATE: 30.0}
-PAPER_DELTA = {Goal.DODGE: -50.0, Goal.IMPERSONATE: -1.0}
-# fast-mode defaults, chosen by measurement on the 25 validation faces (README "Calibration")
-FAST_BETA = {Goal.DODGE: 15.0, Goal.IMPERSONATE: 15.0}
-FAST_DELTA = {Goal.DODGE: -5.0, Goal.IMPERSONATE: -5.0}
-# post-mode defaults, chosen by measurement on validation faces (README "Post mode")
-POST_BETA = {Goal.DODGE: 15.0, Goal.IMPERSONATE: 15.0}
-POST_DELTA = {Goal.DODGE: -5.0, Goal.IMPERSONATE: -5.0}
-MODES = ("post", "lossless", "paper")
-MODE_ALIASES = {"fast": "lossless"}
-PAPER_M_RGB = (3.0, 5.0, 1.0)
+# the β, δ and M of every mode live in the method registry (one place)
+from jndguard.core.methods import (
+    FAST_BETA,
+    FAST_DELTA,
+    PAPER_BETA,
+    PAPER_DELTA,
+    PAPER_M_RGB,
+    POST_BETA,
+    POST_DELTA,
+)
+from jndguard.core.settings import HvsMode, Variant
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,10 @@ class HVSJNDConfig:
     check_every: int = 3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", MODE_ALIASES.get(self.mode, self.mode))
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)} (or 'fast' for 'lossless')")
-        if self.variant not in ABLATIONS:
+        if self.mode not in HvsMode.accepted():
+            raise ValueError(f"mode must be one of {', '.join(HvsMode.choices())} ('fast' = 'lossless')")
+        object.__setattr__(self, "mode", HvsMode(self.mode).value)
+        if self.variant not in Variant.accepted():
             raise ValueError(f"variant must be one of {ABLATIONS}")
         if self.max_iterations < 1:
             raise ValueError("max_iterations must be ≥ 1")

@@ -50,9 +50,9 @@ from jndguard.core.attacks.anchors import (
     head_gallery,
     preserved_modes,
     quantise,
-    training_crops_pass,
 )
 from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
+from jndguard.core.attacks.loop import IterationLog
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.errors import check_image_batch
 
@@ -189,7 +189,8 @@ class JNDMGA(AnchorMethod):
             label, sign = self._label(problem, gal)
             labels = None
             x = x0.clone() if init is None else (x0 + init.detach()).clamp(0, 1)
-            history: list[dict] = []
+            log = IterationLog(problem, cfg.max_iterations, cfg.stop_margin, cfg.preview_every)
+            history = log.history
             it = 0
             for it in range(1, cfg.max_iterations + 1):
                 x.requires_grad_(True)
@@ -201,21 +202,13 @@ class JNDMGA(AnchorMethod):
                 loss = sign * F.cross_entropy(logits, labels)
                 cost, terms = jndmga_cost(loss, x, x0, cfg.lambdas)
                 g = grad_of(cost, x)
-                passes = training_crops_pass(problem, emb, cfg.stop_margin)
                 s_self, s_t = problem.similarities(emb.detach())
-                sim, tsim = float(s_self[0]), None if s_t is None else float(s_t[0])
                 with torch.no_grad():  # eqs. 3–4, then the clamp of Section 4.2.1
                     x = (x.detach() - step * g).clamp(0, 1)
-                success = False
-                if passes:
-                    success, sim, tsim = problem.judge(x, cfg.stop_margin)
                 losses = {"total": float(cost.detach()), **terms}
-                history.append({"iteration": it, **losses, "similarity": sim})
-                preview = None
-                if cfg.preview_every and (it % cfg.preview_every == 0 or success):
-                    preview = (quantise(x) - x0)[0].clone()
-                yield Step(it, cfg.max_iterations, losses, sim, tsim, None, success, 1, preview)
-                if success:
+                done = log.record(it, losses, s_self, s_t, x, lambda x=x: quantise(x) - x0)
+                yield done
+                if done.success:
                     break
             adv_img = quantise(x)
             ok, worst, worst_t = problem.judge(adv_img)

@@ -65,9 +65,9 @@ from jndguard.core.attacks.anchors import (
     head_gallery,
     preserved_modes,
     quantise,
-    training_crops_pass,
 )
 from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
+from jndguard.core.attacks.loop import IterationLog
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import sobel
@@ -274,7 +274,8 @@ class MND(AnchorMethod):
                 target = None
             z = x.clone() if init is None else (x + init.detach()).clamp(0, 1)
             opt = torch.optim.Adam([z], lr=cfg.lr) if cfg.optimizer == "adam" else None
-            history: list[dict] = []
+            log = IterationLog(problem, cfg.max_iterations, cfg.stop_margin, cfg.preview_every, beta)
+            history = log.history
             it = 0
             for it in range(1, cfg.max_iterations + 1):
                 z.requires_grad_(True)
@@ -285,9 +286,7 @@ class MND(AnchorMethod):
                 per, terms = mnd_perceptual_loss(z, x, beta)
                 loss = adv + per
                 g = grad_of(loss, z)
-                passes = training_crops_pass(problem, emb, cfg.stop_margin)
                 s_self, s_t = problem.similarities(emb.detach())
-                sim, tsim = float(s_self[0]), None if s_t is None else float(s_t[0])
                 with torch.no_grad():  # the step (eq. 21 or Adam), then Algorithm 1's projection
                     if opt is not None:
                         z.grad = g
@@ -296,16 +295,10 @@ class MND(AnchorMethod):
                     else:
                         z -= step * g
                     z.clamp_(0, 1)
-                success = False
-                if passes:
-                    success, sim, tsim = problem.judge(z, cfg.stop_margin)
                 losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms}
-                history.append({"iteration": it, **losses, "similarity": sim})
-                preview = None
-                if cfg.preview_every and (it % cfg.preview_every == 0 or success):
-                    preview = (quantise(z) - x)[0].clone()
-                yield Step(it, cfg.max_iterations, losses, sim, tsim, beta, success, 1, preview)
-                if success:
+                done = log.record(it, losses, s_self, s_t, z, lambda z=z: quantise(z) - x)
+                yield done
+                if done.success:
                     break
             adv_img = quantise(z)
             ok, worst, worst_t = problem.judge(adv_img)

@@ -1,7 +1,9 @@
 """What a method optimises: one face region of a photo, at native resolution.
 
 The perturbation lives on the region (face box plus margin) of the full-resolution photo;
-the recogniser sees the differentiable ``crop_resize`` of the face box inside it (docs/design.md §2).
+the recogniser sees the differentiable ``crop_resize`` of the face box inside it (docs/design.md §2),
+or, for a landmark-aligned recogniser (dlib's ResNet), its own view of the face
+(:mod:`jndguard.core.faces.views`) with the same jitter applied to the aligned chip.
 Two things make the result survive the real pipeline:
 
 - **Crop jitter** (default): every recogniser pass samples random shifts and scales of the face
@@ -75,6 +77,8 @@ class AttackProblem:
         logit_scale: ``s`` of the identity head.
         jnd_space: ``rgb`` (J per R/G/B channel) or ``ycbcr`` (strict mode: J bounds the
             perturbation's Y/Cb/Cr components).
+        view: the recogniser's view of the face in region coordinates when it is not the
+            box crop (``Recogniser.face_view(...).translate(-x0, -y0)``); None: the box crop.
     """
 
     clean: torch.Tensor
@@ -91,6 +95,7 @@ class AttackProblem:
     generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
     logit_scale: float = 10.0
     jnd_space: str = "rgb"  # "ycbcr": J holds Y/Cb/Cr thresholds on Δ = M₆₀₁·δ
+    view: object | None = None  # a jndguard.core.faces.views view; None = the box crop
 
     def __post_init__(self) -> None:
         if self.goal is Goal.IMPERSONATE and self.target is None:
@@ -148,22 +153,33 @@ class AttackProblem:
         Returns ``(S, 3, 160, 160)``.
         """
         n = samples or self.jitter.samples
-        boxes = self._boxes(self.sample_jitter(n)).to(region.device)
+        jitter = self.sample_jitter(n)
+        if self.view is not None:
+            if transforms and self.jitter.robust:
+                return torch.cat([self._robust_crop(region, None, j) for j in jitter])
+            return self.view(region, jitter)
+        boxes = self._boxes(jitter).to(region.device)
         if transforms and self.jitter.robust:
             return torch.cat([self._robust_crop(region, b) for b in boxes])
         return crop_resize(region, boxes, size=self.recogniser.info.input_size)
 
-    def _robust_crop(self, region: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-        """Random downscale + differentiable JPEG of the region, then the crop."""
+    def _robust_crop(self, region: torch.Tensor, box: torch.Tensor | None,
+                     jitter: torch.Tensor | None = None) -> torch.Tensor:
+        """Random downscale + differentiable JPEG of the region, then the crop (the box, or
+        the view under ``jitter``)."""
         from kornia.enhance import jpeg_codec_differentiable
 
         lo, hi = self.jitter.downscale
         f = float(lo + (hi - lo) * torch.rand(1, generator=self.generator))
         x = region
+        view = self.view
         if f < 0.999:
             x = F.interpolate(region, scale_factor=f, mode="bilinear", antialias=True,
                               align_corners=False)
-            box = box * f
+            if view is not None:
+                view = view.scale(f)
+            else:
+                box = box * f
         h, w = x.shape[-2:]
         ph, pw = (-h) % 16, (-w) % 16
         if ph or pw:  # kornia's JPEG needs sides divisible by 16
@@ -171,10 +187,14 @@ class AttackProblem:
         qlo, qhi = self.jitter.jpeg_quality
         q = qlo + (qhi - qlo) * torch.rand(1, generator=self.generator)
         x = jpeg_codec_differentiable(x, q.to(x.device, x.dtype))[..., :h, :w]
+        if view is not None:
+            return view(x, jitter[None])
         return crop_resize(x, box[None], size=self.recogniser.info.input_size)
 
     def check_crops(self, region: torch.Tensor) -> torch.Tensor:
-        """The fixed jittered crops success is judged on, ``(7, 3, 160, 160)``."""
+        """The fixed jittered crops success is judged on, ``(7, 3, S, S)``."""
+        if self.view is not None:
+            return self.view(region, _CHECK_JITTER)
         boxes = self._boxes(_CHECK_JITTER).to(region.device)
         return crop_resize(region, boxes, size=self.recogniser.info.input_size)
 

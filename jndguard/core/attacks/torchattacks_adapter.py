@@ -228,7 +228,8 @@ class TorchattacksAnchor(AnchorMethod):
         cfg = self.config
         x = problem.clean
         link = _Link()
-        model = RegionClassifier(problem, link).eval()
+        model = RegionClassifier(problem, link)
+        model.training = False  # the wrapper only: torchattacks sets (and we restore) the rest
         attack = self._attack(model)
         if problem.goal is Goal.IMPERSONATE:
             attack.set_mode_targeted_by_label(quiet=True)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from jndguard.core.settings import Variant
 from jndguard.errors import check_image_batch
 
-ABLATIONS = ("L1+L2+G", "L1+L2", "L1", "L1_ori", "L2", "L2_ori")
+ABLATIONS = tuple(v.value for v in Variant)  # "L1+L2+G", "L1+L2", "L1", "L1_ori", "L2", "L2_ori"
 
 _SOBEL_X = [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
 

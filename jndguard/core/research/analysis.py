@@ -104,6 +104,8 @@ def _last_conv_block(recogniser) -> torch.nn.Module:
     b = recogniser.backbone
     if hasattr(b, "block8"):
         return b.block8
+    if hasattr(b, "gradcam_layer"):  # dlib's ResNet: the last block with a 4×4 map
+        return b.gradcam_layer
     convs = [m for m in b.modules() if isinstance(m, torch.nn.Conv2d)]
     if not convs:
         raise ValueError("the recogniser has no convolution to take Grad-CAM from")
@@ -113,8 +115,8 @@ def _last_conv_block(recogniser) -> torch.nn.Module:
 def _unnormalised_embedding(recogniser, x: torch.Tensor) -> torch.Tensor:
     """The recogniser's embedding of ``x`` before the final L2 normalisation."""
     last = getattr(recogniser.backbone, "last_bn", None)
-    if last is None:
-        raise ValueError("the logit target needs a backbone with `last_bn` (InceptionResnetV1)")
+    if last is None:  # a backbone that does not normalise inside (dlib's ResNet)
+        return recogniser.descriptor(x)
     out: list[torch.Tensor] = []
     handle = last.register_forward_hook(lambda _m, _i, o: out.append(o))
     try:
@@ -203,7 +205,6 @@ def face_grad_cams(recogniser, original: np.ndarray, protected: Sequence[np.ndar
     References:
         Selvaraju et al., "Grad-CAM", ICCV 2017; the MND paper's Fig. 3.
     """
-    from jndguard.core.faces import crop_resize
     from jndguard.core.imageio import to_tensor
 
     images = [original, *protected]
@@ -212,8 +213,8 @@ def face_grad_cams(recogniser, original: np.ndarray, protected: Sequence[np.ndar
             raise ValueError(f"protected images must be {original.shape} like the original, "
                              f"got {im.shape}")
     dev = recogniser.device
-    size = recogniser.info.input_size
-    crops = torch.cat([crop_resize(to_tensor(im, dev), [box], size=size) for im in images])
+    # every image seen through the view fixed on the original (its box, or dlib's landmarks)
+    crops = torch.cat([recogniser.crops(to_tensor(im, dev), [box], pixels=original) for im in images])
     with torch.no_grad():
         embs = recogniser(crops)
     cams = grad_cam(recogniser, crops, embs[0], target="logit").numpy().astype(np.float32)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+# the HVS-JND loss ablations (jndguard.core.settings.Variant) in the paper's Table 1 order
 ABLATIONS: tuple[str, ...] = ("L1", "L1_ori", "L2", "L2_ori", "L1+L2", "L1+L2+G")
 RESULTS_FILE = "results.jsonl"
 OTHER_TARGET = {"madonna": "ben_afflek"}  # impersonate someone other than the photo's person
@@ -141,21 +142,16 @@ def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = Fa
     """The rows to compare: each method, then (if asked) the HVS-JND loss ablations.
 
     ``max_iterations`` caps HVS-JND's budget per β attempt and the anchors' iterations.
-    ``hvs_mode`` is ``post`` (the default), ``lossless`` (alias ``fast``) or ``paper``; the
-    labels of non-default modes carry the mode. ``hvs_mode="paper"`` runs HVS-JND and its
-    ablations with the paper's β, δ, M and restarts (:func:`jndguard.core.pipeline.paper_defaults`;
-    ≈ 3,000 iterations per face on CPU).
+    ``hvs_mode`` is ``post`` (the default), ``lossless`` (alias ``fast``) or ``paper``; the labels
+    of the non-default modes say the mode. ``hvs_mode="paper"`` runs HVS-JND and its ablations
+    with the paper's β, δ, M and restarts (the registry's paper defaults,
+    :mod:`jndguard.core.methods`; ≈ 3,000 iterations per face on CPU).
     """
-    from jndguard.core.pipeline import METHODS, paper_defaults
+    from jndguard.core.methods import method_spec, parse_methods
+    from jndguard.core.settings import Goal, HvsMode
 
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    from jndguard.core.attacks.hvs_jnd import MODE_ALIASES, MODES
-
-    hvs_mode = MODE_ALIASES.get(hvs_mode, hvs_mode)
-    if hvs_mode not in MODES:
-        raise ValueError(f"hvs_mode must be one of {', '.join(MODES)}")
+    parse_methods(",".join(methods))  # raises ValueError for an unknown name
+    hvs_mode = HvsMode(hvs_mode).value  # raises ValueError for an unknown mode
     base: dict = {"goal": goal, "seed": seed}
     if goal == "impersonate":
         base["target"] = "auto"
@@ -165,8 +161,9 @@ def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = Fa
     hvs: dict = {"mode": hvs_mode}
     suffix = "" if hvs_mode == "post" else f" ({hvs_mode})"
     if hvs_mode == "paper":
-        p = paper_defaults("hvs-jnd", goal)
-        hvs = {"mode": "paper", "beta": list(p.beta), "delta": p.delta, "m_rgb": list(p.m_rgb)}
+        paper = method_spec("hvs-jnd").paper_defaults[Goal(goal)]
+        hvs = {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, HvsMode) else v
+               for k, v in paper.items()}
         suffix = " (paper)"
     out = [Entry(m + (suffix if m == "hvs-jnd" else ""),
                  {**base, "method": m, **(hvs if m == "hvs-jnd" else {})}) for m in methods]

@@ -246,7 +246,7 @@ def dmvjnd_photo(photo, recogniser, outdir, iterations: int = 200, seed: int = 0
 
     from PIL import Image
 
-    from jndguard.core.faces import crop_resize, detect_faces
+    from jndguard.core.faces import detect_faces
     from jndguard.core.imageio import load_image
     from jndguard.core.jnd import jnd_map
     from jndguard.core.models.gallery import celebrity_gallery, gallery_for
@@ -259,8 +259,7 @@ def dmvjnd_photo(photo, recogniser, outdir, iterations: int = 200, seed: int = 0
     faces = detect_faces(img.pixels, "cpu")
     if not faces:
         return {"photo": str(photo), "error": "no face found"}
-    s = recogniser.info.input_size
-    crop = crop_resize(img.tensor(recogniser.device), [faces[0].box], size=s)
+    crop = recogniser.crops(img.tensor(recogniser.device), [faces[0]], pixels=img.pixels)
     with torch.no_grad():
         ref = recogniser(crop)[0]
     names, cents = celebrity_gallery(recogniser)
@@ -273,7 +272,8 @@ def dmvjnd_photo(photo, recogniser, outdir, iterations: int = 200, seed: int = 0
     kept_photo, sim_photo = False, None
     if match is not None:
         with torch.no_grad():
-            emb = recogniser(crop_resize(to_tensor(placed, recogniser.device), [match.box], size=s))[0]
+            emb = recogniser(recogniser.crops(to_tensor(placed, recogniser.device), [match],
+                                              pixels=placed))[0]
         kept_photo, sim_photo = identity_decision(emb, ref, others, recogniser.threshold)
 
     jnd = jnd_map(crop.cpu())

@@ -29,6 +29,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from jndguard.core.methods import (
+    FAST_BETA,
+    FAST_DELTA,
+    PAPER_BETA,
+    PAPER_DELTA,
+    POST_BETA,
+    POST_DELTA,
+    method_spec,
+)
+from jndguard.core.settings import Choice
 from jndguard.gui import params
 from jndguard.gui.params import NUMERIC, STRENGTHS, ProtectionSettings, Range
 
@@ -127,6 +137,8 @@ def _combo(items: dict[str, str], tip: str = "") -> QComboBox:
 
 
 def _set_combo(c: QComboBox, value) -> None:
+    if isinstance(value, Choice):
+        value = value.value  # the combo's data are plain strings
     i = c.findData(value)
     if i < 0 and value is not None:
         c.addItem(str(value), value)
@@ -156,18 +168,11 @@ class ControlsPanel(QScrollArea):
         basic = QGroupBox("Protection")
         form = QFormLayout(basic)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.method = _combo(
-            params.METHODS,
-            "Protection method. HVS-JND keeps the change below the "
-            "JND map; the others are the papers' anchors for comparison.",
-        )
-        self.goal = _combo(
-            params.GOALS,
-            "Dodge: recognisers no longer match the face to you. "
-            "Impersonate: they match it to the chosen person.",
-        )
+        opts = params.OPTIONS
+        self.method = _combo(params.METHODS, opts["method"].help)
+        self.goal = _combo(params.GOALS, opts["goal"].help)
         self.target = QComboBox()
-        self.target.setToolTip("The identity to impersonate (5-celebrity gallery)")
+        self.target.setToolTip(opts["target"].help)
         self.strength_group = QButtonGroup(self)
         strength_row = QHBoxLayout()
         strength_row.setSpacing(2)
@@ -219,12 +224,10 @@ class ControlsPanel(QScrollArea):
 
         g_method = QGroupBox("Method")
         f = QFormLayout(g_method)
-        self.mode = _combo(params.MODES, "Post: one perturbation for every white-box recogniser, crop "
-                                         "and re-encoding (default). Lossless: one crop, the file as "
-                                         "saved. Paper: the paper's β, δ and restarts.")
-        self.variant = _combo(params.VARIANTS, "Perceptual loss ablation (Xue et al. 2023, Table 1)")
-        f.addRow("Mode", self.mode)
-        f.addRow("Loss", self.variant)
+        self.mode = _combo(params.MODES, opts["mode"].help)
+        self.variant = _combo(params.VARIANTS, opts["variant"].help)
+        f.addRow(opts["mode"].label, self.mode)
+        f.addRow(opts["variant"].label, self.variant)
         self.beta_custom = QCheckBox("Custom β and δ (else the mode's defaults)")
         f.addRow(self.beta_custom)
         for k in ("beta1", "beta2", "beta3", "delta", "m_r", "m_g", "m_b"):
@@ -233,10 +236,10 @@ class ControlsPanel(QScrollArea):
 
         g_jnd = QGroupBox("JND map")
         f = QFormLayout(g_jnd)
-        self.jnd_model = _combo(params.JND_MODELS, "JND model (luminance adaptation + masking)")
-        self.jnd_color = _combo(params.JND_COLORS, "How the luma threshold becomes R, G, B thresholds")
-        f.addRow("Model", self.jnd_model)
-        f.addRow("Colour", self.jnd_color)
+        self.jnd_model = _combo(params.JND_MODELS, opts["jnd_model"].help)
+        self.jnd_color = _combo(params.JND_COLORS, opts["jnd_color"].help)
+        f.addRow(opts["jnd_model"].label, self.jnd_model)
+        f.addRow(opts["jnd_color"].label, self.jnd_color)
         spin("jnd_strength", f)
         adv.addWidget(g_jnd)
 
@@ -253,19 +256,19 @@ class ControlsPanel(QScrollArea):
             "seed",
         ):
             spin(k, f)
-        self.robust = QCheckBox("Robust to JPEG and resizing")
-        self.robust.setToolTip("Also optimise through differentiable JPEG and resizing (slower)")
+        self.robust = QCheckBox(opts["robust"].label)
+        self.robust.setToolTip(opts["robust"].help)
         f.addRow(self.robust)
         adv.addWidget(g_opt)
 
         g_dev = QGroupBox("Device and model")
         f = QFormLayout(g_dev)
-        self.device = _combo({d: d for d in params.DEVICES}, "Where the optimisation runs")
+        self.device = _combo({d: d for d in params.DEVICES}, opts["device"].help)
         self.model = QComboBox()
         self.model.addItem("default", None)
-        self.model.setToolTip("Recogniser attacked (white box)")
-        f.addRow("Device", self.device)
-        f.addRow("Recogniser", self.model)
+        self.model.setToolTip(opts["model"].help)
+        f.addRow(opts["device"].label, self.device)
+        f.addRow(opts["model"].label, self.model)
         adv.addWidget(g_dev)
 
         self.reset_button = QPushButton("Reset to paper defaults")
@@ -365,13 +368,13 @@ class ControlsPanel(QScrollArea):
                 w.setValue(float(v) * rng.scale)
             for k in ("beta1", "beta2", "beta3", "delta"):
                 self.spins[k].setEnabled(s.beta is not None)
-            hvs = s.method == "hvs-jnd"
+            used = method_spec(s.method).settings_used()
             for k in ("beta1", "beta2", "beta3", "delta", "m_r", "m_g", "m_b"):
                 self.spins[k].setVisible(True)
-            self.beta_custom.setEnabled(hvs)
-            self.mode.setEnabled(hvs)
-            self.variant.setEnabled(hvs)
-            self.spins["epsilon"].setEnabled(s.method in ("bim", "pgd", "mifgsm", "difgsm"))
+            self.beta_custom.setEnabled("delta" in used)  # the custom β schedule of HVS-JND
+            self.mode.setEnabled("mode" in used)
+            self.variant.setEnabled("variant" in used)
+            self.spins["epsilon"].setEnabled("epsilon" in used)
             strength = params.strength_of(s)
             for key, b in self.strength_buttons.items():
                 b.setChecked(key == strength)
@@ -387,13 +390,10 @@ class ControlsPanel(QScrollArea):
     # -- internals ---------------------------------------------------------------
     @staticmethod
     def _default_beta(s: ProtectionSettings) -> tuple[tuple[float, float, float], float]:
-        try:
-            from jndguard.core.attacks.base import Goal
-            from jndguard.core.attacks.hvs_jnd import HVSJNDConfig
-        except ImportError:
-            return (15.0, 15.0, 15.0), -5.0
-        r = HVSJNDConfig(mode=s.mode).resolved(Goal(s.goal))
-        return tuple(r.beta), r.delta
+        g = s.goal
+        b, d = {"paper": (PAPER_BETA[g], PAPER_DELTA[g]), "post": (POST_BETA[g], POST_DELTA[g])}.get(
+            s.mode, (FAST_BETA[g], FAST_DELTA[g]))
+        return (b, b, b), d
 
     def _strength_clicked(self, key: str) -> None:
         self._apply(params.apply_strength(self._settings, key))
