@@ -42,7 +42,7 @@ POST_DELTA = {Goal.DODGE: -5.0, Goal.IMPERSONATE: -5.0}
 #: post mode's RMS step per pixel-channel, and the hinge margin past the stopping margin the
 #: sampled views are pushed to (measured on validation faces, README "Post mode")
 POST_STEP = 0.003
-POST_TRAIN_EXTRA = 0.1
+POST_TRAIN_EXTRA = 0.15
 
 
 def _hvs_paper(goal: Goal) -> dict[str, Any]:
@@ -98,9 +98,9 @@ OPTIONS: Mapping[str, Option] = _opts(
     Option("mode", "Mode", "HVS-JND mode. Post (default): one perturbation for every white-box "
            "recogniser, crop convention and re-encoding. Lossless: one crop, the file as saved "
            "(formerly Fast). Paper: the paper's β, δ and restarts.", choices=HvsMode),
-    Option("stop_margin", "Stop margin", "Post mode: similarity margin past the threshold that every "
-           "quick threat-matrix cell must clear before the optimiser stops (the strength)",
-           range=Range(0.0, 0.3, 0.01, 2)),
+    Option("stop_margin", "Stop margin", "Post mode: margin past the threshold that every quick "
+           "threat-matrix cell must clear before the optimiser stops (the strength), as a fraction "
+           "of the distance from the threshold to a perfect match", range=Range(0.0, 0.5, 0.01, 2)),
     Option("eot_samples", "Views per step", "Post mode: sampled crops/encodings per recogniser "
            "and iteration", range=Range(1, 32, 1, 0)),
     Option("variant", "Loss", "Perceptual loss ablation (Xue et al. 2023, Table 1)", choices=Variant),

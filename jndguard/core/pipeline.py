@@ -347,7 +347,8 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         from jndguard.core.models.store import dataset_dir
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
-    matrix = quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
+    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
+              if n else None)
     protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     per_face: list[dict] = [{} for _ in faces]
@@ -373,6 +374,10 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                     except StopIteration as done:
                         result = done.value
                         break
+                    except torch.cuda.OutOfMemoryError:
+                        raise JNDGuardError(
+                            f"out of memory on {device.type}: try fewer views per step "
+                            f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
                     check_stop()
                     preview = None
                     if step.preview is not None:
@@ -404,7 +409,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                                  "worst_cells": result.verdict.details[:5]},
             }
         pending = [i for i in range(n) if not verdicts[i].success]
-        if not pending:
+        if not pending or n == 1:  # another round helps only when other faces changed since
             break
         logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
     yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)

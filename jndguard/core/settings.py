@@ -144,7 +144,7 @@ class HVSJNDOptions:
     # post mode (docs/design.md §5): the margin every quick threat-matrix cell must clear before
     # the optimiser stops (the strength), the other white-box recognisers optimised against
     # together with the run's recogniser, and the sampled views per recogniser and iteration
-    stop_margin: float = 0.05
+    stop_margin: float = 0.1  # fraction of 1 − τ per recogniser
     white_box: tuple[str, ...] = ("dlib-resnet",)
     eot_samples: int = 8
 

@@ -373,6 +373,17 @@ class RecogniserViews:
     def name(self) -> str:
         return str(self.recogniser.name)
 
+    def margin(self, relative: float) -> float:
+        """A margin given as a fraction of the distance from τ to a perfect match, ``1 − τ``, in
+        this recogniser's cosine units: recognisers differ in scale (FaceNet τ ≈ 0.25, dlib's
+        ResNet τ ≈ 0.9), and one relative margin asks the same of both."""
+        return relative_margin(relative, self.threshold)
+
+
+def relative_margin(relative: float, threshold: float) -> float:
+    """``relative · (1 − τ)`` (see :meth:`RecogniserViews.margin`)."""
+    return float(relative) * (1.0 - float(threshold))
+
 
 @torch.no_grad()
 def clean_references(recogniser, clean: torch.Tensor, geom: FaceGeometry,
@@ -456,15 +467,18 @@ def paired_loss(rv: RecogniserViews, emb: torch.Tensor, spec_index: torch.Tensor
 
     Dodging: ``mean relu(cos(view, clean view) − (τ − margin))``. Impersonation:
     ``mean relu(τ + margin − cos(view, target)) + relu(max_k cos(view, other_k) − cos(view, target)
-    + margin)``. Returns ``(loss, per-view decisive similarity)`` (self when dodging, target
-    when impersonating).
+    + margin)``. The loss is divided by ``1 − τ`` so recognisers of different cosine scales pull
+    equally (FaceNet's τ ≈ 0.25, dlib's ≈ 0.9: a raw hinge would leave dlib unprotected).
+    Returns ``(loss, per-view decisive similarity)`` (self when dodging, target when
+    impersonating).
     """
     from jndguard.core.losses.adversarial import cosine_margin_loss
 
     s_self = paired_similarities(rv, emb, spec_index)
+    scale = 1.0 / max(1e-6, 1.0 - rv.threshold)
     if rv.target is None:
-        return cosine_margin_loss(s_self, rv.threshold, margin), s_self.detach()
+        return scale * cosine_margin_loss(s_self, rv.threshold, margin), s_self.detach()
     s_t = emb @ rv.target
     others = emb @ rv.others.T if rv.others is not None and rv.others.numel() else None
     others = s_self[:, None] if others is None else torch.cat([s_self[:, None], others], 1)
-    return cosine_margin_loss(s_self, rv.threshold, margin, s_t, others), s_t.detach()
+    return scale * cosine_margin_loss(s_self, rv.threshold, margin, s_t, others), s_t.detach()

@@ -22,6 +22,7 @@ from jndguard.core.attacks.post_eot import (
     PostEOT,
     RecogniserViews,
     clean_references,
+    relative_margin,
     view_specs,
     view_transform,
     warp_views,
@@ -135,12 +136,13 @@ class InterimQuickCheck:
                     crops.append((idx, warp_views(ctx, m, rv.size, aa)))
                 idx = [i for ids, _ in crops for i in ids]
                 emb = rv.recogniser(torch.cat([c for _, c in crops]).to(rv.recogniser.device))
+                kappa = rv.margin(self.margin)
                 if rv.target is None:
                     s = (emb * rv.references[idx]).sum(1)
-                    gap = s - (rv.threshold - self.margin)
+                    gap = s - (rv.threshold - kappa)
                 else:
                     s = emb @ rv.target
-                    gap = (rv.threshold + self.margin) - s
+                    gap = (rv.threshold + kappa) - s
                 for k, i in enumerate(idx):
                     cells += 1
                     g = float(gap[k])
@@ -156,11 +158,14 @@ class InterimQuickCheck:
 class MatrixQuickCheck:
     """The stopping check of post mode: the quick threat matrix (``jndguard.core.threat``) of the
     whole 8-bit photo with the candidate region pasted in, judged for one face and the white-box
-    recognisers, with ``margin`` as the matrix's safety margin κ."""
+    recognisers; a cell passes when it clears the line by ``margin`` (relative, see
+    :func:`~jndguard.core.attacks.post_eot.relative_margin`)."""
 
     def __init__(self, matrix, protected: Callable[[], np.ndarray], face_index: int,
-                 change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal) -> None:
+                 change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal,
+                 margin: float) -> None:
         self.matrix = matrix
+        self.margin = margin
         self.protected = protected
         self.face_index = face_index
         self.change_abs = change_abs
@@ -177,21 +182,22 @@ class MatrixQuickCheck:
     def __call__(self, region: torch.Tensor) -> PostVerdict:
         report = self.matrix.evaluate(self.photo_with(region))
         mine = [e for e in report.entries if e.face == self.face_index and e.recogniser in self.names]
-        kappa = self.matrix.margin
-        worst, worst_sim, details = -9.0, float("nan"), []
+        worst, worst_sim, details, failed = -9.0, float("nan"), [], 0
         for e in mine:
+            kappa = relative_margin(self.margin, e.threshold)
             if self.goal is Goal.DODGE:
                 s = e.similarity
                 gap = -9.0 if s is None else s - (e.threshold - kappa)
             else:
                 s = e.target_similarity
-                gap = 9.0 if s is None else (e.threshold + kappa) - s
+                gap = 9.0 if s is None else max((e.threshold + kappa) - s,
+                                                 (e.similarity or -1.0) - s)
             if gap > worst:
                 worst, worst_sim = gap, float("nan") if s is None else float(s)
-            if not e.passed:
+            if gap >= 0:
+                failed += 1
                 details.append(f"{e.recogniser} {e.detector}/{e.crop}/{e.resize} {e.encoding} "
                                f"vs {e.reference}: " + ("no face" if s is None else f"{s:.3f}"))
-        failed = sum(not e.passed for e in mine)
         ok = bool(mine) and failed == 0 and not report.errors
         return PostVerdict(ok, worst, worst_sim, len(mine), failed, details + list(report.errors))
 
@@ -203,7 +209,7 @@ def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, margin: float, ta
         from jndguard.core.threat.matrix import ThreatMatrix
     except ImportError:
         return None
-    return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, margin)
+    return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, 0.0)
 
 
 def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarray, face,
@@ -222,7 +228,8 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
     views = make_views(recognisers, ctx, geom, eot, goal, targets, others)
     if matrix is not None:
-        judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal)
+        judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
+                                 stop_margin)
     else:
         judge = InterimQuickCheck(clean_pixels, protected, face, change, context, views, goal, stop_margin)
     x0, y0, x1, y1 = change

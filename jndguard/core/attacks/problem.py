@@ -266,8 +266,9 @@ class PostProblem:
         judge: takes the quantised changing region, returns a :class:`PostVerdict` on real
             encodes (the quick threat matrix) with the stopping margin.
         goal: dodge or impersonate.
-        train_margin: how far past τ the loss pushes each sampled view.
-        stop_margin: how far past τ every cell of the stopping check must be.
+        train_margin: how far past τ the loss pushes each sampled view, as a fraction of
+            ``1 − τ`` (:meth:`~jndguard.core.attacks.post_eot.RecogniserViews.margin`).
+        stop_margin: how far past τ every cell of the stopping check must be (same units).
         generator: the only source of randomness.
         jnd_space: ``rgb`` or ``ycbcr`` (see :class:`AttackProblem`).
     """
@@ -280,8 +281,8 @@ class PostProblem:
     eot: object
     judge: object
     goal: Goal = Goal.DODGE
-    train_margin: float = 0.15
-    stop_margin: float = 0.05
+    train_margin: float = 0.25
+    stop_margin: float = 0.1
     generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
     jnd_space: str = "rgb"
     long_edge: float = 0.0  # of the whole photo (site resizes)
