@@ -61,22 +61,12 @@ def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> d
     from jndguard.core.imageio import load_image
     from jndguard.core.models.store import dataset_dir
     from jndguard.core.pipeline import protect_steps
+    from jndguard.core.progress import drive
     from jndguard.core.threat.matrix import evaluate_matrix
 
     image = load_image(path)
-    stamps: dict[str, float] = {}
     t0 = time.perf_counter()
-    gen = protect_steps(image, settings, rec)
-    stage = None
-    while True:
-        try:
-            step = next(gen)
-        except StopIteration as done:
-            result = done.value
-            break
-        if step.stage != stage:
-            stamps[step.stage] = time.perf_counter() - t0
-            stage = step.stage
+    result = drive(protect_steps(image, settings, rec))
     total = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{path.parent.name}-{path.stem[:40]}.png"
@@ -89,13 +79,10 @@ def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> d
     matrix_seconds = time.perf_counter() - tm
     f = result.per_face[0] if result.per_face else {}
     q = f.get("quality", {})
-    split = {
-        "detect": stamps.get("jnd", 0.0) - stamps.get("detect", 0.0),
-        "jnd": stamps.get("attack", stamps.get("verify", 0.0)) - stamps.get("jnd", 0.0),
-        "optimise": stamps.get("verify", total) - stamps.get("attack", 0.0) - f.get("check_seconds", 0.0),
-        "checks": f.get("check_seconds", 0.0),
-        "verify": total - stamps.get("verify", total),
-    }
+    t = result.timings
+    split = {"detect": t.get("detect", 0.0), "jnd": t.get("jnd", 0.0), "setup": t.get("setup", 0.0),
+             "optimise": t.get("optimisation", 0.0) - t.get("checks", 0.0), "checks": t.get("checks", 0.0),
+             "recheck": t.get("recheck", 0.0) + t.get("metrics", 0.0)}
     per_rec = {s["recogniser"]: {"protected": s["protected"], "share": s["share"],
                                  "worst": s["worst"]} for s in report.summaries if s["face"] == 0}
     return {

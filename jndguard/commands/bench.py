@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
              "post mode on the validation faces, judged on the threat matrix; iteration cost"),
     "protection": ("jndguard.benchmarks.protection",
                    "success, PSNR/SSIM, iterations per method on the validation faces"),
+    "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
+    "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
 }
 
 

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--keep-icc", action="store_true", help="keep the colour profile")
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
+    p.add_argument("--full-metrics", action="store_true",
+                   help="also MS-SSIM, FSIM, GMSD, HaarPSI and VIF of the whole photo (slow on large "
+                        "photos; the face regions always have them)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.pipeline import ProtectionSettings, protect_steps
     from jndguard.core.progress import drive
+    from jndguard.core.results import build_report
     from jndguard.core.verify import summarise, verify
     from jndguard.errors import JNDGuardError
 
@@ -94,14 +98,10 @@ def run(args: argparse.Namespace) -> int:
                                             f"cos {step.similarity:.3f}")
                     bar.update(1)
 
-                result = drive(protect_steps(image, settings, rec), show)
+                result = drive(protect_steps(image, settings, rec, full_metrics=args.full_metrics), show)
             if not result.faces:
                 raise JNDGuardError(f"{path}: no face found (nothing to protect)")
-            report = {
-                "method": settings.method, "settings": settings.to_dict(), "model": result.model,
-                "device": result.device, "seconds": round(result.seconds, 2),
-                "success": result.success, "metrics": result.metrics, "faces": result.per_face,
-            }
+            report = build_report(result)
             verifier = None if args.no_verify else (lambda p, src=path: verify(src, p, [rec], device))
             written = export_photo(result.protected, args.output, source=path, report=report,
                                    options=options, icc_profile=image.icc_profile, verify=verifier)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from jndguard.core.defaults import DEVICE_CHOICES  # noqa: F401  (re-exported)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

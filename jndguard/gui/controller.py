@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from jndguard.gui import params, tasks
@@ -208,11 +209,15 @@ class Controller(QObject):
         item = self.queue.item(ev.item_id)
         if item is None:  # removed meanwhile
             return
+        if isinstance(ev, tasks.PhotoThumbnail):
+            self.queue.set_thumbnail(item, ev.thumbnail)
+            return
         if isinstance(ev, tasks.PhotoFailed):
             item.status, item.reason, item.details = Status.FAILED, ev.reason, ev.details
             self.errors.report(f"Cannot read {item.name}", ev.reason, ev.details)
         else:
             item.image, item.faces, item.status = ev.image, ev.faces, Status.WAITING
+            item.faces_min_size = ev.min_face_size
             self.queue.set_thumbnail(item, ev.thumbnail)
         self.queue.changed(item.id)
         self.itemUpdated.emit(item.id)
@@ -520,7 +525,9 @@ class Controller(QObject):
             return False
         settings_list = settings_list or [self.settings]
         self.store.set_protection_settings(self.settings)
-        jobs = [tasks.RunJob(it.id, it.image, s) for it in items for s in settings_list]
+        # the faces found when the photo was added are reused (detected once per photo)
+        jobs = [tasks.RunJob(it.id, it.image, s, it.faces if it.faces_min_size == s.min_face_size else None)
+                for it in items for s in settings_list]
         ids = [it.id for it in items]
         n = len(jobs)
         budget = max(s.max_iterations for s in settings_list)
@@ -609,6 +616,13 @@ class Controller(QObject):
                 item.results.pop(mr.method, None)
                 item.results[mr.method] = mr
                 item.faces = list(ev.result.faces)
+                jnd = getattr(ev.result, "jnd", None)
+                if (  # the run's full-resolution map replaces the display copy
+                    isinstance(jnd, np.ndarray) and item.image is not None
+                    and jnd.shape == item.image.pixels.shape
+                ):
+                    rs = ev.result.settings
+                    item.jnd_cache[JndParams(rs.jnd_model, rs.jnd_color, float(rs.jnd_strength))] = jnd
                 ok = mr.success
                 item.status = Status.PROTECTED if ok else Status.NOT_PROTECTED
                 item.reason = "" if ok else _failure_reason(ev.result)

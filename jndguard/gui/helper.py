@@ -127,7 +127,7 @@ def _serve_protect(send, stop: Callable[[], bool], args: dict) -> None:
 
     settings = args["settings"]
     rec = _recogniser(args["home"], settings.model, settings.device)
-    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop)
+    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop, faces=args.get("faces"))
     while True:
         try:
             step = next(gen)
@@ -254,9 +254,12 @@ def protect_steps(
     settings,
     recogniser=None,
     stop: Callable[[], bool] | None = None,
+    faces: list | None = None,
 ) -> Generator[Any, None, Any]:
-    """The pipeline's ``protect_steps``, run in the helper process (same steps, same result)."""
-    return (yield from helper().request("protect", {"image": image, "settings": settings}, stop))
+    """The pipeline's ``protect_steps``, run in the helper process (same steps, same result);
+    ``faces``: the photo's faces when already detected (the pipeline then detects none)."""
+    args = {"image": image, "settings": settings, "faces": faces}
+    return (yield from helper().request("protect", args, stop))
 
 
 def verify_file(

@@ -98,7 +98,9 @@ def metric_rows(results: Sequence[Any]) -> list[Row]:
     section("Quality (whole photo)")
     add("PSNR", lambda r: m(r, "psnr"), lambda v: _fmt(v, ".2f", " dB"), "Peak signal-to-noise ratio")
     add("SSIM", lambda r: m(r, "ssim"), lambda v: _fmt(v, ".4f"), "Structural similarity (11×11 Gaussian)")
-    add("MS-SSIM", lambda r: m(r, "ms_ssim"), lambda v: _fmt(v, ".4f"), "Multi-scale SSIM")
+    add("MS-SSIM", lambda r: m(r, "ms_ssim"), lambda v: _fmt(v, ".4f"),
+        "Multi-scale SSIM of the whole photo: computed on request (jndguard protect --full-metrics); "
+        "every face region has it below")
     add(
         "Over J",
         lambda r: m(r, "jnd", "over_fraction"),
@@ -141,6 +143,12 @@ def metric_rows(results: Sequence[Any]) -> list[Row]:
         )
         add("Face PSNR", lambda r, pf=pf: pf(r).get("psnr"), lambda v: _fmt(v, ".2f", " dB"))
         add("Face SSIM", lambda r, pf=pf: pf(r).get("ssim"), lambda v: _fmt(v, ".4f"))
+        add(
+            "Face MS-SSIM",
+            lambda r, pf=pf: (pf(r).get("quality") or {}).get("ms_ssim"),
+            lambda v: _fmt(v, ".4f"),
+            "Multi-scale SSIM of the face region",
+        )
         add("Iterations", lambda r, pf=pf: pf(r).get("iterations"), lambda v: _fmt(v, ".0f"))
         add("Time", lambda r, pf=pf: pf(r).get("seconds"), lambda v: _fmt(v, ".1f", " s"))
     ver_rows = verification_rows(results)

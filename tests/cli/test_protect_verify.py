@@ -42,6 +42,11 @@ def test_protect_exports_verified_files(store_env, photo, tmp_path, capsys):
     assert png.is_file() and (out / "elton.protected.json").is_file()
     report = json.loads((out / "elton.protected.json").read_text())
     assert report["method"] == "hvs-jnd" and report["model"]["sha256"]
+    # the one report builder the GUI uses too (jndguard.core.results.build_report)
+    assert report["goal"] == "dodge" and report["settings"]["max_iterations"] == 100
+    face = report["faces"][0]
+    assert face["index"] == 0 and face["method"] == "hvs-jnd" and face["parameters"] == report["settings"]
+    assert face["model"] == report["model"]["name"] and "probability" in face and "success" in face
     assert report["verification"]["protected_ok"] is True
     variants = {c["variant"] for c in report["verification"]["checks"]}
     assert {"exported", "jpeg95", "jpeg85", "jpeg75", "resize1080"} <= variants

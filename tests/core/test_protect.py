@@ -157,3 +157,57 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(face_photo, recogniser, monk
     monkeypatch.setattr(HVSJND, "iterate", boom)
     with pytest.raises(JNDGuardError, match="out of memory"):
         protect(face_photo, ProtectionSettings(max_iterations=2, mode=mode), recogniser)
+
+
+def test_stage_timings_and_metrics_once(protected, face_photo):
+    """Every stage is timed; the whole-photo metrics come from the changed window and equal
+    the whole-photo computation; the multi-scale ones are left to ``full_metrics``."""
+    from jndguard.core.imageio import to_tensor
+    from jndguard.core.metrics import quality_report
+
+    assert set(protected.timings) == {"detect", "jnd", "optimisation", "recheck", "metrics"}
+    assert all(v >= 0 for v in protected.timings.values())
+    whole = quality_report(to_tensor(face_photo.pixels), to_tensor(protected.protected),
+                           torch.from_numpy(protected.jnd).permute(2, 0, 1)[None] / 255)
+    assert protected.metrics["psnr"] == pytest.approx(whole["psnr"], abs=1e-3)
+    assert protected.metrics["ssim"] == pytest.approx(whole["ssim"], abs=1e-5)
+    assert protected.metrics["jnd"]["over_count"] == whole["jnd"]["over_count"]
+    assert protected.metrics["ms_ssim"] is None and "ms_ssim" in protected.metrics["unavailable"]
+    q = protected.per_face[0]["quality"]
+    assert q["ms_ssim"] is not None and q["psnr"] == protected.per_face[0]["psnr"]
+
+
+def test_faces_detected_once(face_photo, recogniser, monkeypatch):
+    """Given the photo's faces, the pipeline never runs MTCNN on the whole photo again: the
+    re-check looks only near each face."""
+    import jndguard.core.pipeline as pipeline
+    from jndguard.core.faces import detect_faces
+
+    faces = detect_faces(face_photo.pixels)
+    seen: list[tuple[int, ...]] = []
+
+    def spy(pixels, *a, **kw):
+        seen.append(pixels.shape)
+        return detect_faces(pixels, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "detect_faces", spy)
+    out = protect(face_photo, ProtectionSettings(max_iterations=30, **LOSSLESS), recogniser,
+                  faces=faces)
+    assert out.faces == faces
+    assert seen and all(s[:2] != face_photo.pixels.shape[:2] for s in seen)
+    assert out.per_face[0]["redetected"]
+
+
+def test_redetect_near_finds_the_same_faces(kodak_dir):
+    """Near-face re-detection on the unchanged photo finds every face where the full
+    detection put it (kodim12: two faces; kodim04: one large face, searched at 160 px)."""
+    from jndguard.core.faces import detect_faces
+    from jndguard.core.pipeline import redetect_near
+
+    for name in ("kodim12.png", "kodim04.png"):
+        pixels = load_image(kodak_dir / name).pixels
+        faces = detect_faces(pixels)
+        assert faces
+        for f, m in zip(faces, redetect_near(pixels, faces), strict=True):
+            assert m is not None
+            assert max(abs(a - b) for a, b in zip(f.box, m.box)) < 0.1 * f.size

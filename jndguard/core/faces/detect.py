@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from jndguard.core.defaults import DEFAULT_MIN_FACE_SIZE
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MIN_FACE_SIZE = 20
 DEFAULT_MAX_SIDE = 1600
 DEFAULT_MIN_PROBABILITY = 0.7
 

@@ -10,8 +10,6 @@ row to ``results.jsonl`` so that an interrupted run resumes where it stopped. Th
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 import tempfile
@@ -21,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from jndguard.core.tables import csv_table, latex_escape, latex_row, markdown_table, write_texts
 
 # the HVS-JND loss ablations (jndguard.core.settings.Variant) in the paper's Table 1 order
 ABLATIONS: tuple[str, ...] = ("L1", "L1_ori", "L2", "L2_ori", "L1+L2", "L1+L2+G")
@@ -283,42 +283,21 @@ def table_rows(results: list[dict]) -> list[list[str]]:
 
 
 def to_markdown(results: list[dict]) -> str:
-    rows = table_rows(results)
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(COLUMNS, table_rows(results))
 
 
 def to_csv(results: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    w.writerows(table_rows(results))
-    return buf.getvalue()
-
-
-_TEX = {"%": r"\%", "±": r"$\pm$", "–": "--", "_": r"\_", "&": r"\&", "#": r"\#"}
-
-
-def _tex(cell: str) -> str:
-    return "".join(_TEX.get(c, c) for c in cell)
+    return csv_table(COLUMNS, table_rows(results))
 
 
 def to_latex(results: list[dict]) -> str:
-    rows = table_rows(results)
-    head = " & ".join(_tex(c) for c in COLUMNS)
-    body = "\n".join(" & ".join(_tex(c) for c in r) + r" \\" for r in rows)
-    return ("\\begin{tabular}{l" + "r" * (len(COLUMNS) - 1) + "}\n\\toprule\n" + head
-            + " \\\\\n\\midrule\n" + body + ("\n" if body else "") + "\\bottomrule\n\\end{tabular}\n")
+    rows = [latex_row(map(latex_escape, r)) for r in table_rows(results)]
+    return "\n".join([r"\begin{tabular}{l" + "r" * (len(COLUMNS) - 1) + "}", r"\toprule",
+                      latex_row(map(latex_escape, COLUMNS)), r"\midrule", *rows,
+                      r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def write_tables(results: list[dict], outdir: str | Path) -> dict[str, Path]:
     """Write table.md, table.csv and table.tex (atomically); their paths by format."""
-    from jndguard.core.files import atomic_write_text
-
-    outdir = Path(outdir)
-    paths = {}
-    for ext, fn in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
-        paths[ext] = atomic_write_text(outdir / f"table.{ext}", fn(results))
-    return paths
+    return write_texts(outdir, {ext: (f"table.{ext}", fn(results))
+                                for ext, fn in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex))})
