@@ -30,6 +30,7 @@ References: Xue et al. 2023 eqs. 1–8 and Algorithm 1; MND (Sun, Jin & Lin 2023
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
@@ -52,6 +53,8 @@ from jndguard.core.methods import (
     POST_DELTA,
 )
 from jndguard.core.settings import HvsMode, Variant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class HVSJNDConfig:
             descent"; it moves the pixels that matter most instead of every pixel equally).
         preview_every: attach a perturbation preview to every n-th step (0 = never).
         check_every: post mode: fewest iterations between two stopping checks on real encodes.
+        momentum: post mode: momentum of the normalised gradient steps (Dong et al., "Boosting
+            Adversarial Attacks with Momentum", CVPR 2018): the sampled views change every
+            iteration, momentum averages their gradients over iterations.
         check_share: post mode: share of every recogniser's sampled views past the stopping
             line that triggers a check (the sample holds random hard views, e.g. a strong
             downscale then JPEG q60, that the quick matrix does not).
@@ -101,6 +107,7 @@ class HVSJNDConfig:
     optimizer: str = "gd"
     check_every: int = 3
     check_share: float = 0.85
+    momentum: float = 0.8
 
     def __post_init__(self) -> None:
         if self.mode not in HvsMode.accepted():
@@ -271,6 +278,7 @@ class HVSJND:
         p = (init.detach().clone() if init is not None else torch.zeros_like(x)).requires_grad_(True)
         gen, eot = problem.generator, problem.eot
         total, last_check, check_seconds = 0, -cfg.check_every, 0.0
+        velocity = None
         history: list[dict] = []
         verdict = None
         best_p = None
@@ -295,6 +303,7 @@ class HVSJND:
                     kappa = rv.margin(problem.stop_margin)
                     gap = (s - (rv.threshold - kappa) if rv.target is None
                            else (rv.threshold + kappa) - s)
+                    rv.update_hardness(vb.spec_index, gap)
                     passing = min(passing, float((gap < 0).float().mean()))
                     if float(gap.max()) > worst:
                         worst, worst_view = float(gap.max()), f"{rv.name} {vb.labels[int(gap.argmax())]}"
@@ -302,9 +311,10 @@ class HVSJND:
                 per, terms = hvs_perceptual_loss(to_space(z), xs, j, beta, cfg.m_rgb, cfg.variant, j_grad)
                 loss = cfg.alpha * adv + per
                 g = grad_of(loss, p)
-                with torch.no_grad():
-                    rms = g.pow(2).mean().sqrt().clamp_min(1e-12)
-                    p.sub_(cfg.step_size * g / rms)
+                with torch.no_grad():  # RMS-normalised steps with momentum (the views are random)
+                    g = g / g.pow(2).mean().sqrt().clamp_min(1e-12)
+                    velocity = g if velocity is None else cfg.momentum * velocity + g
+                    p.sub_(cfg.step_size * velocity / velocity.pow(2).mean().sqrt().clamp_min(1e-12))
                     p.copy_((x + p).clamp(0, 1) - x)
                 success = False
                 judged = None
@@ -314,6 +324,8 @@ class HVSJND:
                     tc = time.perf_counter()
                     judged = problem.judge((x + p.detach()).clamp(0, 1).mul(255).round().div(255))
                     check_seconds += time.perf_counter() - tc
+                    logger.info("post check at iteration %d: %d/%d cells failed, worst %+.3f %s", total,
+                                judged.failed, judged.cells, judged.worst, "; ".join(judged.details[:3]))
                     verdict = judged
                     if judged.success:
                         success, best_p = True, p.detach().clone()

@@ -360,6 +360,24 @@ class RecogniserViews:
     references: torch.Tensor
     target: torch.Tensor | None = None
     others: torch.Tensor | None = None
+    hardness: torch.Tensor | None = None  # (V,) running gap past the line per spec (see below)
+
+    def sampling_weights(self, temperature: float = 0.05) -> torch.Tensor:
+        """Probability of each spec: half uniform, half a softmax of its running hardness (the
+        relative gap of its recent views past the stopping line), so the views that still
+        recognise the face are sampled more often ("hard view mining")."""
+        v = len(self.specs)
+        if self.hardness is None:
+            return torch.full((v,), 1.0 / v)
+        return 0.5 / v + 0.5 * torch.softmax(self.hardness / temperature, 0)
+
+    def update_hardness(self, spec_index: torch.Tensor, gap: torch.Tensor, decay: float = 0.7) -> None:
+        """Fold the relative gaps ``(S,)`` of this iteration's views into their specs' hardness."""
+        if self.hardness is None:
+            self.hardness = torch.zeros(len(self.specs))
+        rel = gap.detach().float().cpu() / max(1e-6, 1.0 - self.threshold)
+        for i, r in zip(spec_index.tolist(), rel.tolist()):
+            self.hardness[i] = decay * self.hardness[i] + (1 - decay) * r
 
     @property
     def size(self) -> int:
@@ -421,7 +439,7 @@ def sample_views(rv: RecogniserViews, encoded: list[torch.Tensor], encodings: li
     encoding and kernel), with box/landmark jitter and a photometric shift per view."""
     n = samples or eot.samples
     size = rv.size
-    spec_idx = torch.randint(len(rv.specs), (n,), generator=gen)
+    spec_idx = torch.multinomial(rv.sampling_weights(), n, replacement=True, generator=gen)
     enc_idx = torch.arange(n) % len(encoded)
     jit = (torch.rand(n, 3, generator=gen) * 2 - 1) * torch.tensor(
         [eot.box_shift, eot.box_shift, eot.box_scale])

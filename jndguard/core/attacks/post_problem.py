@@ -90,15 +90,16 @@ def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometr
 
 
 class InterimQuickCheck:
-    """TEMPORARY stopping check until the threat-matrix evaluator lands: real Pillow encodes
-    (file, JPEG q75, q60) of the whole 8-bit photo, faces re-detected by MTCNN on each (the
-    clean geometry when the face is not found), every view spec of every recogniser, compared
-    with the clean references. Success when every cell clears the line by ``margin``."""
+    """Stopping check used while ``jndguard.core.threat`` is not installed: the quick matrix's
+    cells (box + 20 % and + 30 %, ArcFace and dlib-chip alignment, antialiased; the file, JPEG
+    q75 and JPEG q85) on real Pillow encodes of the whole 8-bit photo, faces re-detected by
+    MTCNN on each (the clean geometry when the face is not found), compared with the clean
+    references. Success when every cell clears the line by ``margin``."""
 
     def __init__(self, clean_pixels: np.ndarray, protected: Callable[[], np.ndarray], face,
                  change_abs: tuple[int, int, int, int], context_abs: tuple[int, int, int, int],
                  views: list[RecogniserViews], goal: Goal, margin: float,
-                 encodings: Sequence[int | None] = (None, 75, 60)) -> None:
+                 encodings: Sequence[int | None] = (None, 75, 85)) -> None:
         self.clean_pixels = clean_pixels
         self.protected = protected
         self.face = face
@@ -129,8 +130,10 @@ class InterimQuickCheck:
             ctx = torch.from_numpy(enc[cy0:cy1, cx0:cx1].copy()).permute(2, 0, 1)[None].float().div(255)
             for rv in self.views:
                 crops = []
-                for aa in (True, False):
-                    idx = [i for i, s in enumerate(rv.specs) if s.antialias == aa]
+                for aa in (True,):
+                    idx = [i for i, s in enumerate(rv.specs) if s.antialias == aa and (
+                        s.convention in ("arcface", "dlib-chip")
+                        or (s.convention == "box" and s.margin >= 0.2))]
                     m = torch.as_tensor(np.stack([view_transform(rv.specs[i], geom, rv.size) for i in idx]),
                                         dtype=torch.float32)
                     crops.append((idx, warp_views(ctx, m, rv.size, aa)))
