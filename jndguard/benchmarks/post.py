@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ProtectionSettings fields as JSON (repeatable; default: the defaults)")
     parser.add_argument("--faces", type=int, default=25, help="first N validation faces")
     parser.add_argument("--skip", type=int, default=0, help="skip the first K of them")
+    parser.add_argument("--every", type=int, default=1,
+                        help="only every K-th of them (with --skip as the offset: parallel shards)")
     parser.add_argument("--matrix", choices=["full", "quick"], default="full")
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
     parser.add_argument("--threads", type=int, default=None)
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = load_recogniser()
-    photos = validation_photos(args.faces)[args.skip:]
+    photos = validation_photos(args.faces)[args.skip::args.every]
     configs = [json.loads(c) for c in args.config] or [{}]
     args.output.mkdir(parents=True, exist_ok=True)
     log = args.output / "results.jsonl"

@@ -84,6 +84,9 @@ class HVSJNDConfig:
         momentum: post mode: momentum of the normalised gradient steps (Dong et al., "Boosting
             Adversarial Attacks with Momentum", CVPR 2018): the sampled views change every
             iteration, momentum averages their gradients over iterations.
+        jnd_clip: post mode: keep ``|P| ≤ jnd_clip·J`` per pixel-channel after every step
+            (None = only the loss's penalty): measured without it, the adversarial pull of two
+            recognisers left 5 % of pixel-channels over J.
         check_share: post mode: share of every recogniser's sampled views past the stopping
             line that triggers a check (the sample holds random hard views, e.g. a strong
             downscale then JPEG q60, that the quick matrix does not).
@@ -108,6 +111,7 @@ class HVSJNDConfig:
     check_every: int = 3
     check_share: float = 0.85
     momentum: float = 0.8
+    jnd_clip: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in HvsMode.accepted():
@@ -279,6 +283,9 @@ class HVSJND:
         gen, eot = problem.generator, problem.eot
         total, last_check, check_seconds = 0, -cfg.check_every, 0.0
         velocity = None
+        # the perturbation stays within J per pixel-channel (RGB budgets; the Y/Cb/Cr budget is
+        # a linear mix and left to the loss)
+        j_clip = cfg.jnd_clip * j if cfg.jnd_clip and problem.jnd_space == "rgb" else None
         history: list[dict] = []
         verdict = None
         best_p = None
@@ -315,6 +322,8 @@ class HVSJND:
                     g = g / g.pow(2).mean().sqrt().clamp_min(1e-12)
                     velocity = g if velocity is None else cfg.momentum * velocity + g
                     p.sub_(cfg.step_size * velocity / velocity.pow(2).mean().sqrt().clamp_min(1e-12))
+                    if j_clip is not None:  # inside the JND budget (docs/design.md §5)
+                        p.copy_(torch.maximum(torch.minimum(p, j_clip), -j_clip))
                     p.copy_((x + p).clamp(0, 1) - x)
                 success = False
                 judged = None
