@@ -19,6 +19,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "jnd": ("jndguard.benchmarks.jnd", "JND map speed (face, 12 MP photo) vs a recogniser step"),
     "attack": ("jndguard.benchmarks.attack", "protection attack speed"),
     "gui": ("jndguard.benchmarks.gui", "desktop app responsiveness"),
+    "post": ("jndguard.benchmarks.post",
+             "post mode on the validation faces, judged on the threat matrix; iteration cost"),
     "protection": ("jndguard.benchmarks.protection",
                    "threat-matrix protection, PSNR/SSIM, iterations per method on the validation faces"),
     "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_method(p)
     opt.add_goal(p)
     opt.add_hvs_mode(p)
+    p.add_argument("--stop-margin", type=float, default=None,
+                   help="post mode: margin past the threshold every quick threat-matrix cell must "
+                        "clear (the strength; default: the Standard preset)")
     opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         variant=args.variant, beta=args.beta, delta=args.delta, m_rgb=tuple(args.m),
         max_iterations=args.iterations, margin=args.margin, robust=args.robust,
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,
-        device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin)
+        device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin,
+        **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}))
     device = resolve_device(args.device)
     rec = load_recogniser(args.model, device)
     options = ExportOptions(format=args.format, jpeg_quality=args.quality, webp_quality=args.quality,

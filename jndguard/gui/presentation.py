@@ -64,7 +64,7 @@ GOOD, BAD, FG, BG = "#38c172", "#e3342f", "#f2f2f2", "#121316"
 
 
 def presentation_settings(**overrides: Any):
-    """The settings of a live run: HVS-JND, fast mode, a small budget (overridable)."""
+    """The settings of a live run: HVS-JND, post mode (the default), a small budget (overridable)."""
     from jndguard.core.pipeline import ProtectionSettings
 
     base = {"max_iterations": LIVE_ITERATIONS, "max_rounds": 2}
