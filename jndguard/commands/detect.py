@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from jndguard.commands._output import emit_json, print_table
-from jndguard.core.faces.detect import DEFAULT_MIN_FACE_SIZE
+from jndguard.core.defaults import DEFAULT_MIN_FACE_SIZE
 
 
 def register(sub: argparse._SubParsersAction) -> None:

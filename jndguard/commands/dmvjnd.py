@@ -12,7 +12,7 @@ from jndguard.commands._output import emit_json, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from jndguard.core.research.dmvjnd import DEFAULT_MARGIN
+    from jndguard.core.defaults import DMVJND_MARGIN as DEFAULT_MARGIN
 
     p = sub.add_parser("dmvjnd", help="estimate the recogniser's own JND (DMV-JND)")
     p.add_argument("photos", nargs="+", type=Path, help="photos or folders")

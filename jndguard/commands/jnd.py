@@ -22,7 +22,7 @@ def _positive_float(text: str) -> float:
 
 def register(subparsers) -> None:
     from jndguard.commands import _options as opt
-    from jndguard.core.device import DEVICE_CHOICES
+    from jndguard.core.defaults import DEVICE_CHOICES
 
     p = subparsers.add_parser(
         "jnd",

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_method(p)
     opt.add_goal(p)
     opt.add_hvs_mode(p)
+    p.add_argument("--stop-margin", type=float, default=None,
+                   help="post mode: margin past the threshold every quick threat-matrix cell must "
+                        "clear (the strength; default: the Standard preset)")
     opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
@@ -57,6 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
     p.add_argument("--include-possible-faces", action="store_true",
                    help="also protect low-probability detections (listed as possible faces)")
+    p.add_argument("--matrix", choices=["quick", "full"], default="quick",
+                   help="threat matrix the exported file is verified in (quick: the measured "
+                        "hardest cells; full: every cell)")
+    p.add_argument("--gallery", type=Path, metavar="DIR",
+                   help="the person's other photos: recognised when the face matches any of them")
+    p.add_argument("--full-metrics", action="store_true",
+                   help="also MS-SSIM, FSIM, GMSD, HaarPSI and VIF of the whole photo (slow on large "
+                        "photos; the face regions always have them)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -115,7 +126,7 @@ def collect_photos(paths: list[Path]) -> list[Path]:
 EXIT_PROTECTED, EXIT_NOT_PROTECTED, EXIT_ERROR = 0, 1, 2
 
 
-def _verifier(path: Path, rec, device, min_probability: float):
+def _verifier(path: Path, rec, device, min_probability: float, **kw):
     """Verification of the exported file; out of memory there keeps the photo (the pipeline
     already judged the 8-bit result) and says how to verify it later."""
     from jndguard.core.pipeline import is_out_of_memory
@@ -123,7 +134,7 @@ def _verifier(path: Path, rec, device, min_probability: float):
 
     def check(written: Path) -> dict:
         try:
-            return verify(path, written, [rec], device, min_probability=min_probability)
+            return verify(path, written, [rec], device, min_probability=min_probability, **kw)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -156,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.pipeline import ProtectionSettings, is_out_of_memory, protect_steps
     from jndguard.core.progress import drive
+    from jndguard.core.results import build_report
     from jndguard.core.verify import summarise
     from jndguard.errors import JNDGuardError, UsageError
 
@@ -167,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         max_iterations=args.iterations, margin=args.margin, robust=args.robust,
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,
         device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin,
-        min_probability=DEFAULT_MIN_PROBABILITY if args.include_possible_faces else PROTECT_MIN_PROBABILITY)
+        min_probability=DEFAULT_MIN_PROBABILITY if args.include_possible_faces else PROTECT_MIN_PROBABILITY,
+        **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}))
     device = resolve_device(args.device)
     rec = load_recogniser(args.model, device)
     if args.target:
@@ -178,8 +191,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--target {args.target}: unknown identity; choose from {', '.join(names)}")
     options = ExportOptions(format=args.format, jpeg_quality=args.quality, webp_quality=args.quality,
                             keep_icc=args.keep_icc)
+    gallery = None
+    if args.gallery is not None and not args.no_verify:
+        from jndguard.core.threat.matrix import ReferencePhotos
+
+        gallery = ReferencePhotos.from_dir(args.gallery)  # embedded once for every photo
     for s in skipped:
         print(f"jndguard: skipped {s['path']}: {s['reason']}", file=sys.stderr)
+    target = args.target if args.goal == "impersonate" else None
     results, codes = [], []
     for path in photos:
         entry: dict = {"photo": str(path)}
@@ -193,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
                                             f"cos {step.similarity:.3f}")
                     bar.update(1)
 
-                result = drive(protect_steps(image, settings, rec), show)
+                result = drive(protect_steps(image, settings, rec, full_metrics=args.full_metrics), show)
             entry["notes"] = list(result.notes)
             entry["possible_faces"] = [f.to_dict() for f in result.possible_faces]
             if not result.faces:
@@ -208,14 +227,10 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  note: {n}", file=sys.stderr)
                 results.append(entry)
                 continue
-            report = {
-                "method": settings.method, "settings": settings.to_dict(), "model": result.model,
-                "device": result.device, "seconds": round(result.seconds, 2),
-                "success": result.success, "metrics": result.metrics, "faces": result.per_face,
-                "notes": list(result.notes),
-                "possible_faces": [f.to_dict() for f in result.possible_faces],
-            }
-            verifier = None if args.no_verify else _verifier(path, rec, device, settings.min_probability)
+            report = build_report(result)
+            verifier = None if args.no_verify else _verifier(
+                path, rec, device, settings.min_probability,
+                matrix=args.matrix, gallery=gallery, target=target)
             written = export_photo(result.protected, args.output, source=path, report=report,
                                    options=options, icc_profile=image.icc_profile, verify=verifier)
             entry.update(output=str(written.image), report=str(written.report), success=result.success,
@@ -232,10 +247,16 @@ def run(args: argparse.Namespace) -> int:
                     entry["verified"] = None
                     lines.append(f"  verify: not done: {ver['error']}")
                 else:
-                    entry["verified"] = ver["protected_ok"]
-                    ok = ok and ver["protected_ok"]
-                    lines += (["  verify " + s for s in summarise(ver)]
-                              + [f"  note: {n}" for n in ver["notes"]])
+                    entry["verified"] = ver["protected"]
+                    entry["matrix"] = ver["matrix"]
+                    entry["matrix_summary"] = ver["summary"]
+                    ok = ok and ver["protected"]
+                    cells = len(ver["matrix"])
+                    failed = sum(not e["passed"] for e in ver["matrix"])
+                    lines += ["  " + s for s in summarise(ver)] + [f"  note: {n}" for n in ver["notes"]]
+                    lines.append(f"  threat matrix ({ver['size']}): "
+                                 + ("passed in every cell" if ver["protected"]
+                                    else f"{failed} of {cells} cells fail: NOT protected"))
             lines += [f"  note: {n}" for n in result.notes]
             code = EXIT_PROTECTED if ok else EXIT_NOT_PROTECTED
             entry.update(status="protected" if ok else "not_protected", exit_code=code)

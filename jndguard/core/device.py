@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from jndguard.core.defaults import DEVICE_CHOICES
 from jndguard.errors import UsageError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

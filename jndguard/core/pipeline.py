@@ -5,6 +5,14 @@
 judged on what the user gets (docs/design.md §4): the 8-bit photo, with faces re-detected by MTCNN,
 matched to the original faces and compared with the recogniser. A face whose re-detected crop
 still matches gets further rounds (warm-started) before it is reported as not protected.
+
+Speed (what a user waits for is mostly the optimisation): faces are detected once per photo
+(a caller that already has them passes ``faces``); the re-check re-detects each face in a
+window around it, at most at the recogniser's input scale (only the face regions changed, so
+the rest of the photo holds the same detections as the original); the metrics are computed once,
+on the face regions and, for the whole photo, from the changed window
+(:func:`jndguard.core.metrics.photo_report`; the multi-scale ones on request). Each stage's
+seconds are in :attr:`ProtectionResult.timings`.
 """
 
 from __future__ import annotations
@@ -27,10 +35,19 @@ from jndguard.core.imageio import LoadedImage, to_uint8
 
 # re-exported: the settings and the method registry have their own modules
 from jndguard.core.methods import METHODS, build_method, method_spec, paper_defaults
+from jndguard.core.results import FaceResult
 from jndguard.core.settings import Goal, JndColor, ProtectionSettings
 from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
+
+
+
+#: MS-SSIM, FSIM, GMSD, HaarPSI and VIF of a face region are computed on an area-downscaled
+#: copy whose long side is at most this (a face is seen at about this size; PSNR and SSIM stay
+#: at full resolution); ``full_metrics`` computes them at full resolution
+REGION_METRICS_SIDE = 512
+
 
 class Cancelled(JNDGuardError):
     """The user stopped the run; nothing was changed."""
@@ -61,13 +78,15 @@ class ProtectionResult:
     protected: np.ndarray  # (H, W, 3) uint8
     jnd: np.ndarray  # (H, W, 3) float32, 8-bit levels
     faces: list[Face]
-    per_face: list[dict]
+    per_face: list[FaceResult]
     metrics: dict
     settings: ProtectionSettings
     success: bool
     seconds: float = 0.0
     device: str = "cpu"
     model: dict = field(default_factory=dict)
+    #: seconds per stage: detect, jnd, optimisation, recheck, metrics
+    timings: dict[str, float] = field(default_factory=dict)
     possible_faces: list[Face] = field(default_factory=list)  # below min_probability, untouched
     notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
@@ -103,6 +122,47 @@ def match_faces(original: list[Face], found: list[Face], min_iou: float = 0.3) -
     return out
 
 
+#: the re-check looks for each face in its box plus this fraction of its size on every side
+RECHECK_CONTEXT = 0.5
+#: ... on a copy where the face is at most this many pixels (the recogniser's input size)
+RECHECK_FACE_PIXELS = 160
+
+
+def redetect_near(pixels: np.ndarray, original_faces: list[Face], min_face_size: int = 20,
+                  context: float = RECHECK_CONTEXT,
+                  face_pixels: int = RECHECK_FACE_PIXELS) -> list[Face | None]:
+    """Re-detect each original face in a window around it; the match (box overlap) or None.
+
+    The window is the face's box plus ``context`` of its size on every side, downscaled (area)
+    so that the face is at most ``face_pixels`` wide: a protected photo differs from the
+    original only in its face regions, so a full-photo detection finds nothing new elsewhere,
+    and MTCNN needs no more than this to place a box for a 160 px recogniser crop.
+    """
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    out: list[Face | None] = []
+    for face in original_faces:
+        x1, y1, x2, y2 = face.box
+        cw, ch = (x2 - x1) * context, (y2 - y1) * context
+        wx0, wy0 = max(0, math.floor(x1 - cw)), max(0, math.floor(y1 - ch))
+        wx1, wy1 = min(w, math.ceil(x2 + cw)), min(h, math.ceil(y2 + ch))
+        window = pixels[wy0:wy1, wx0:wx1]
+        k = min(1.0, face_pixels / max(1.0, face.size))
+        if k < 1.0:
+            size = (max(1, round((wx1 - wx0) * k)), max(1, round((wy1 - wy0) * k)))
+            window = np.asarray(Image.fromarray(np.ascontiguousarray(window)).resize(size, Image.BOX))
+        kx, ky = window.shape[1] / (wx1 - wx0), window.shape[0] / (wy1 - wy0)
+        found = [
+            Face((f.box[0] / kx + wx0, f.box[1] / ky + wy0, f.box[2] / kx + wx0, f.box[3] / ky + wy0),
+                 f.probability, tuple((x / kx + wx0, y / ky + wy0) for x, y in f.landmarks))
+            for f in detect_faces(np.ascontiguousarray(window), "cpu", min_face_size=12)
+        ]
+        found = [f for f in found if f.size >= max(12, min_face_size // 2)]
+        out.append(match_faces([face], found)[0])
+    return out
+
+
 @torch.no_grad()
 def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[Face],
                      clean_embeddings: torch.Tensor, goal: Goal, threshold: float,
@@ -110,12 +170,12 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
                      min_face_size: int = 20) -> list[dict]:
     """Re-detect faces on the (quantised) photo and judge each original face (docs/design.md §4).
 
-    A face that is no longer detected at all counts as protected for dodging (no crop, no
-    match) and as failed for impersonation.
+    Faces are re-detected near where they were (:func:`redetect_near`). A face that is no
+    longer detected at all counts as protected for dodging (no crop, no match) and as failed
+    for impersonation.
     """
     pixels = to_uint8(protected)
-    found = detect_faces(pixels, "cpu", min_face_size=max(12, min_face_size // 2))
-    matched = match_faces(original_faces, found)
+    matched = redetect_near(pixels, original_faces, min_face_size)
     out = []
     for i, m in enumerate(matched):
         if m is None:
@@ -174,7 +234,8 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
 
 
 def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=None,
-                  stop: Callable[[], bool] | None = None,
+                  stop: Callable[[], bool] | None = None, *, faces: list[Face] | None = None,
+                  full_metrics: bool = False,
                   ) -> Generator[PipelineStep, None, ProtectionResult]:
     """Protect every face of a photo (see module docstring).
 
@@ -184,6 +245,10 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         recogniser: a loaded recogniser (default: load ``settings.model``).
         stop: polled between steps; when it returns True the run raises :class:`Cancelled`
             and nothing is returned (the original is untouched either way).
+        faces: the photo's faces when the caller has detected them already (with
+            ``settings.min_face_size``); detected here otherwise.
+        full_metrics: also the whole-photo MS-SSIM, FSIM, GMSD, HaarPSI and VIF (slow on
+            large photos; the face regions always have them).
 
     Raises:
         Cancelled: the stop callback fired.
@@ -203,13 +268,25 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if stop is not None and stop():
             raise Cancelled("protection cancelled")
 
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - tick
+        tick = now
+
     from jndguard.core.memory import check_protect_memory
 
     check_protect_memory(image.width, image.height, str(image.path or "this photo"))
     yield PipelineStep("detect", "detecting faces")
-    faces, possible = split_possible(
-        detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size), settings.min_probability)
+    tick = time.perf_counter()
+    if faces is None:
+        faces = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)
+    faces, possible = split_possible(list(faces), settings.min_probability)
     n = len(faces)
+    lap("detect")
     notes = list(image.notes)
     if possible:
         notes.append(f"{len(possible)} possible face(s) below probability {settings.min_probability:g} "
@@ -223,10 +300,13 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
             per_face=[], metrics={}, settings=settings, success=False,
             seconds=time.perf_counter() - t0, device=str(device),
             model={"name": recogniser.name, "sha256": recogniser.info.sha256,
-                   "threshold": recogniser.threshold}, possible_faces=possible, notes=notes)
+                   "threshold": recogniser.threshold},
+            timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
     x = image.tensor(device)
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
+    tick = time.perf_counter()
     jnd = jnd_map(x, settings.jnd_model, settings.jnd_color, settings.jnd_strength)
+    lap("jnd")
     check_stop()
     goal = Goal(settings.goal)
     names, centroids = celebrity_gallery(recogniser)
@@ -242,8 +322,12 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     views = ([recogniser.face_view(image.pixels, f) for f in faces]
              if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
+    if settings.method == "hvs-jnd" and settings.mode == "post":
+        return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+                                       clean_embs, target_emb, check_stop, t0, device, timings, lap,
+                                       full_metrics))
     protected = x.clone()
-    per_face: list[dict] = [{} for _ in faces]
+    per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
     regions = [face_region(f, settings.margin, image.width, image.height,
                            None if v is None else v.footprint()) for f, v in zip(faces, views)]
@@ -251,6 +335,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     verdicts: list[dict] = []
     samples = settings.jitter_samples
     for round_ in range(1, settings.max_rounds + 1):
+        lap("optimisation")
         for i in pending:
             x0, y0, x1, y1 = regions[i]
             face = faces[i]
@@ -289,21 +374,29 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                 "rounds": round_, "beta": result.beta, "attempts": result.attempts,
                 "optimiser_success": result.success, "notes": result.notes,
             }
+        lap("optimisation")
         yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
+        tick = time.perf_counter()
         verdicts = judge_redetected(recogniser, protected, faces, clean_embs, goal,
                                     recogniser.threshold, settings.safety_margin, target_emb,
                                     settings.min_face_size)
+        lap("recheck")
         pending = [i for i, v in enumerate(verdicts) if not v["success"]]
         if not pending or not method_spec(settings.method).rounds:
             break
         logger.info("round %d: %d face(s) still recognised after re-detection", round_, len(pending))
     protected_u8 = to_uint8(protected)
-    final = torch.from_numpy(protected_u8).permute(2, 0, 1)[None].float().div(255).to(device)
+    # the metrics, once: each face region, and the whole photo from the window that changed
+    # (only the regions were written; x is on the 8-bit grid, so the rest is unchanged)
+    tick = time.perf_counter()
+    xc, jc = x.cpu(), jnd.cpu()
+    final = torch.from_numpy(protected_u8).permute(2, 0, 1)[None].float().div(255)
     for i, v in enumerate(verdicts):
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
     del protected
-    metrics = yield from _post_metrics(x, final, jnd, regions, per_face, notes)
+    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
+    lap("metrics")
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
     return ProtectionResult(
@@ -311,7 +404,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
-               "threshold": recogniser.threshold}, possible_faces=possible, notes=notes)
+               "threshold": recogniser.threshold},
+        timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -322,32 +416,35 @@ def is_out_of_memory(exc: BaseException) -> bool:
         "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
 
 
-def _post_metrics(x, final, jnd, regions, per_face, notes) -> Generator[PipelineStep, None, dict]:
-    """Quality figures of the finished photo, per face region and whole. Out of memory here
-    must not throw the finished protection away: the figures are retried on the face regions
-    alone (a crop of each is small), and left out with a note if even that fails."""
-    from jndguard.core.metrics import quality_report
+def _measure(xc, final, jc, regions, per_face, notes, full_metrics: bool) -> dict:
+    """The quality figures of the finished photo: each face region, and the whole photo from
+    the window that changed. Out of memory here must not throw the finished protection away:
+    the figures are retried on the face regions alone at the cheap setting, and left out with
+    a note if even that fails."""
+    from jndguard.core.metrics import photo_report, region_report
 
-    yield PipelineStep("verify", "measuring quality", n_faces=len(per_face))
     try:
         for i, region in enumerate(regions):
-            per_face[i]["quality"] = quality_report(x.cpu(), final.cpu(), jnd.cpu(), region=region)["region"]
+            per_face[i]["quality"] = region_report(xc, final, jc, region,
+                                                   max_side=None if full_metrics else REGION_METRICS_SIDE)
             per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
             per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
-        return quality_report(x.cpu(), final.cpu(), jnd.cpu())
+        changed = None
+        if regions:
+            changed = (min(r[0] for r in regions), min(r[1] for r in regions),
+                       max(r[2] for r in regions), max(r[3] for r in regions))
+        return photo_report(xc, final, jc, changed, full=full_metrics)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        logger.warning("out of memory measuring the whole photo: face regions only (%s)", exc)
+        logger.warning("out of memory measuring the photo: face regions only (%s)", exc)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     notes.append("out of memory measuring the whole photo: quality measured on the face regions only")
-    for i, (x0, y0, x1, y1) in enumerate(regions):
+    for i, region in enumerate(regions):
         try:
-            q = quality_report(x[:, :, y0:y1, x0:x1].cpu(), final[:, :, y0:y1, x0:x1].cpu(),
-                               jnd[:, :, y0:y1, x0:x1].cpu())
-            q["box"] = [x0, y0, x1, y1]
+            q = region_report(xc, final, jc, region, max_side=REGION_METRICS_SIDE)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -359,13 +456,160 @@ def _post_metrics(x, final, jnd, regions, per_face, notes) -> Generator[Pipeline
     return {"unavailable": {"whole photo": "out of memory; see the face regions"}}
 
 
+def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
+    """The recognisers post mode optimises against: ``recogniser`` and ``settings.white_box``
+    (loaded from the same store; a missing one is an error that names the fetch command)."""
+    from jndguard.core.models import load_recogniser
+
+    out = [recogniser]
+    for name in settings.white_box:
+        if name and name != recogniser.name:
+            out.append(load_recogniser(name, recogniser.device, home=getattr(recogniser, "home", None)))
+    return out
+
+
+def _impersonation_refs(recognisers, target: str):
+    """Per recogniser: the target's centroid and the other identities' centroids."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    targets, others = [], []
+    for rec in recognisers:
+        names, cents = celebrity_gallery(rec)
+        if target not in names:
+            raise JNDGuardError(f"unknown target {target!r}; choose from {', '.join(names)}")
+        k = names.index(target)
+        targets.append(cents[k].to(rec.device))
+        others.append(torch.cat([cents[:k], cents[k + 1:]]).to(rec.device))
+    return targets, others
+
+
+def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
+                check_stop, t0, device, timings, lap, full_metrics
+                ) -> Generator[PipelineStep, None, ProtectionResult]:
+    """Post mode: every face optimised against every white-box recogniser over the threat
+    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
+    from jndguard.core.methods import POST_TRAIN_EXTRA
+    from jndguard.core.metrics import photo_report, region_report
+
+    n = len(faces)
+    recognisers = white_box_recognisers(settings, recogniser)
+    targets = others = None
+    if goal is Goal.IMPERSONATE:
+        targets, others = _impersonation_refs(recognisers, settings.target)
+    eot = PostEOT(samples=settings.eot_samples)
+    target_photos = None
+    if goal is Goal.IMPERSONATE:
+        from jndguard.core.models.store import dataset_dir
+
+        target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
+    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
+              if n else None)
+    protected = x.clone()
+    current = {"pixels": image.pixels.copy()}
+    lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
+    per_face: list[dict] = [{} for _ in faces]
+    regions: list = [None] * n
+    inits: list = [None] * n
+    verdicts: list = [None] * n
+    pending = list(range(n))
+    for round_ in range(1, settings.max_rounds + 1):
+        for i in pending:
+            tf = time.perf_counter()
+            problem, region = make_post_problem(
+                x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i)
+            regions[i] = region
+            setup = time.perf_counter() - tf
+            gen = method.iterate(problem, inits[i])
+            try:
+                while True:
+                    try:
+                        step = next(gen)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    except torch.cuda.OutOfMemoryError:
+                        raise JNDGuardError(
+                            f"out of memory on {device.type}: try fewer views per step "
+                            f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
+                    check_stop()
+                    preview = None
+                    if step.preview is not None:
+                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+                    yield PipelineStep(
+                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
+                        step.success, preview, region if preview is not None else None)
+            finally:
+                gen.close()
+            x0, y0, x1, y1 = region
+            protected[:, :, y0:y1, x0:x1] = result.adversarial
+            current["pixels"] = to_uint8(protected)
+            inits[i] = (result.adversarial - problem.clean).detach()
+            verdicts[i] = result.verdict
+            prev = per_face[i]
+            per_face[i] = {
+                "face": i, "box": list(faces[i].box), "region": list(region),
+                "iterations": prev.get("iterations", 0) + result.iterations,
+                "seconds": prev.get("seconds", 0.0) + time.perf_counter() - tf,
+                "setup_seconds": prev.get("setup_seconds", 0.0) + setup,
+                "check_seconds": prev.get("check_seconds", 0.0) + (
+                    result.history[-1].get("check_seconds", 0.0) if result.history else 0.0),
+                "rounds": round_, "beta": result.beta, "attempts": result.attempts,
+                "optimiser_success": result.success, "notes": result.notes,
+                "recognisers": [r.name for r in recognisers],
+                "quick_matrix": {"success": result.verdict.success, "cells": result.verdict.cells,
+                                 "failed": result.verdict.failed, "worst": result.verdict.worst,
+                                 "worst_cells": result.verdict.details[:5]},
+            }
+        pending = [i for i in range(n) if not verdicts[i].success]
+        if not pending or n == 1:  # another round helps only when other faces changed since
+            break
+        logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
+    lap("optimisation")
+    yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
+    redetected = judge_redetected(recogniser, protected, faces, clean_embs, goal, recogniser.threshold,
+                                  settings.safety_margin, target_emb, settings.min_face_size)
+    lap("recheck")
+    xc, jc = x.cpu(), jnd.cpu()
+    final = torch.from_numpy(current["pixels"]).permute(2, 0, 1)[None].float().div(255)
+    for i, v in enumerate(redetected):
+        per_face[i].update(v)
+        per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
+        per_face[i]["threshold"] = recogniser.threshold
+        per_face[i]["quality"] = region_report(xc, final, jc, regions[i],
+                                               max_side=None if full_metrics else REGION_METRICS_SIDE)
+        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+    changed = None
+    if regions:
+        changed = (min(r[0] for r in regions), min(r[1] for r in regions),
+                   max(r[2] for r in regions), max(r[3] for r in regions))
+    metrics = photo_report(xc, final, jc, changed, full=full_metrics)
+    lap("metrics")
+    timings["checks"] = round(sum(f.get("check_seconds", 0.0) for f in per_face), 4)
+    success = bool(faces) and all(f["success"] for f in per_face)
+    yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
+    return ProtectionResult(
+        protected=current["pixels"], jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        seconds=time.perf_counter() - t0, device=str(device),
+        model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+               "threshold": recogniser.threshold, "white_box": [r.name for r in recognisers]},
+        timings={k: round(v, 4) for k, v in timings.items()})
+
+
 def protect(image: LoadedImage, settings: ProtectionSettings | None = None,
-            recogniser=None) -> ProtectionResult:
-    """Run :func:`protect_steps` to the end."""
+            recogniser=None, **kwargs) -> ProtectionResult:
+    """Run :func:`protect_steps` to the end (keyword arguments: see there)."""
     from jndguard.core.progress import drive
 
-    return drive(protect_steps(image, settings or ProtectionSettings(), recogniser))
+    return drive(protect_steps(image, settings or ProtectionSettings(), recogniser, **kwargs))
 
 
 __all__ = ["METHODS", "Cancelled", "PipelineStep", "ProtectionResult", "ProtectionSettings",
-           "build_method", "is_out_of_memory", "paper_defaults", "protect", "protect_steps", "replace"]
+           "build_method", "paper_defaults", "protect", "protect_steps", "replace"]

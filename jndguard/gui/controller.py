@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from jndguard.gui import params, tasks
@@ -112,6 +113,7 @@ class Controller(QObject):
         self.display: DisplayOptions = self.store.display_options()
         self.verify_after_run: bool = self.store.verify_after_run
         self.use_dlib: bool = self.store.use_dlib
+        self.gallery_folder: str = self.store.gallery_folder
         self.verify_exports: bool = self.store.verify_exports
         self.model_status: tasks.ModelStatus | None = None
         self.current_id: int | None = None
@@ -208,11 +210,15 @@ class Controller(QObject):
         item = self.queue.item(ev.item_id)
         if item is None:  # removed meanwhile
             return
+        if isinstance(ev, tasks.PhotoThumbnail):
+            self.queue.set_thumbnail(item, ev.thumbnail)
+            return
         if isinstance(ev, tasks.PhotoFailed):
             item.status, item.reason, item.details = Status.FAILED, ev.reason, ev.details
             self.errors.report(f"Cannot read {item.name}", ev.reason, ev.details)
         else:
             item.image, item.faces, item.status = ev.image, ev.faces, Status.WAITING
+            item.faces_min_size = ev.min_face_size
             self.queue.set_thumbnail(item, ev.thumbnail)
         self.queue.changed(item.id)
         self.itemUpdated.emit(item.id)
@@ -520,7 +526,9 @@ class Controller(QObject):
             return False
         settings_list = settings_list or [self.settings]
         self.store.set_protection_settings(self.settings)
-        jobs = [tasks.RunJob(it.id, it.image, s) for it in items for s in settings_list]
+        # the faces found when the photo was added are reused (detected once per photo)
+        jobs = [tasks.RunJob(it.id, it.image, s, it.faces if it.faces_min_size == s.min_face_size else None)
+                for it in items for s in settings_list]
         ids = [it.id for it in items]
         n = len(jobs)
         budget = max(s.max_iterations for s in settings_list)
@@ -543,6 +551,7 @@ class Controller(QObject):
             verify=self.verify_after_run,
             use_dlib=self.use_dlib,
             amplification=self.display.amplification,
+            gallery=self.gallery_folder or None,
         )
         worker.signals.yielded.connect(self._on_run_event)
         worker.signals.returned.connect(self._on_run_returned)
@@ -609,6 +618,13 @@ class Controller(QObject):
                 item.results.pop(mr.method, None)
                 item.results[mr.method] = mr
                 item.faces = list(ev.result.faces)
+                jnd = getattr(ev.result, "jnd", None)
+                if (  # the run's full-resolution map replaces the display copy
+                    isinstance(jnd, np.ndarray) and item.image is not None
+                    and jnd.shape == item.image.pixels.shape
+                ):
+                    rs = ev.result.settings
+                    item.jnd_cache[JndParams(rs.jnd_model, rs.jnd_color, float(rs.jnd_strength))] = jnd
                 ok = mr.success
                 item.status = Status.PROTECTED if ok else Status.NOT_PROTECTED
                 item.reason = "" if ok else _failure_reason(ev.result)
@@ -683,7 +699,8 @@ class Controller(QObject):
             jobs.append(tasks.ExportJob(it.id, it.path, mr.result, mr.verification, icc))
         self.store.export_folder = str(out_dir)
         worker = GeneratorWorker(
-            tasks.export_run, jobs, Path(out_dir), options, self.verify_exports, self.use_dlib, pass_stop=True
+            tasks.export_run, jobs, Path(out_dir), options, self.verify_exports, self.use_dlib,
+            pass_stop=True, gallery=self.gallery_folder or None
         )
         worker.signals.yielded.connect(self._on_export_event)
         worker.signals.returned.connect(self.exportFinished.emit)

@@ -102,6 +102,8 @@ def _serve(conn, cancelled_upto) -> None:
                     rec.device,
                     use_dlib=args.get("use_dlib", True),
                     target=args.get("target"),
+                    matrix=args.get("matrix", "quick"),
+                    gallery=_gallery(args.get("gallery")),
                 )
                 send(("result", out))
             elif kind == "grad_cam":
@@ -127,7 +129,7 @@ def _serve_protect(send, stop: Callable[[], bool], args: dict) -> None:
 
     settings = args["settings"]
     rec = _recogniser(args["home"], settings.model, settings.device)
-    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop)
+    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop, faces=args.get("faces"))
     while True:
         try:
             step = next(gen)
@@ -254,9 +256,33 @@ def protect_steps(
     settings,
     recogniser=None,
     stop: Callable[[], bool] | None = None,
+    faces: list | None = None,
 ) -> Generator[Any, None, Any]:
-    """The pipeline's ``protect_steps``, run in the helper process (same steps, same result)."""
-    return (yield from helper().request("protect", {"image": image, "settings": settings}, stop))
+    """The pipeline's ``protect_steps``, run in the helper process (same steps, same result);
+    ``faces``: the photo's faces when already detected (the pipeline then detects none)."""
+    args = {"image": image, "settings": settings, "faces": faces}
+    return (yield from helper().request("protect", args, stop))
+
+
+_GALLERIES: dict = {}
+
+
+def _gallery(folder: str | None):
+    """The gallery folder's photos with their embeddings, cached in the helper process (a
+    changed folder content is read afresh)."""
+    if not folder:
+        return None
+    from pathlib import Path
+
+    from jndguard.core.threat.matrix import ReferencePhotos
+
+    p = Path(folder)
+    key = (str(p), tuple(sorted((q.name, q.stat().st_mtime_ns) for q in p.iterdir()))
+           if p.is_dir() else ())
+    if key not in _GALLERIES:
+        _GALLERIES.clear()
+        _GALLERIES[key] = ReferencePhotos.from_dir(p)
+    return _GALLERIES[key]
 
 
 def verify_file(
@@ -267,8 +293,12 @@ def verify_file(
     use_dlib: bool = True,
     target: str | None = None,
     stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
+    matrix: str = "quick",
 ) -> dict | None:
-    """``jndguard.core.verify.verify(original, protected, [model])`` in the helper process.
+    """``jndguard.core.verify.verify(original, protected, [model])`` in the helper process:
+    the threat matrix (``matrix`` size) with the user's other photos (``gallery`` folder)
+    as references when given.
 
     Returns:
         The verification report, or None when ``stop`` fired first.
@@ -282,6 +312,8 @@ def verify_file(
         "device": device,
         "use_dlib": use_dlib,
         "target": target,
+        "gallery": str(gallery) if gallery else None,
+        "matrix": matrix,
     }
     try:
         return _drain(helper().request("verify", args, stop))

@@ -61,6 +61,7 @@ class PhotoItem:
     details: str = ""
     image: Any = field(default=None, repr=False)  # LoadedImage
     faces: list = field(default_factory=list, repr=False)
+    faces_min_size: int | None = None  # the detection floor ``faces`` were found with
     thumbnail: QPixmap | None = None
     progress: float | None = None
     progress_text: str = ""

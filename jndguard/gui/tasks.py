@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from jndguard.core.results import build_report  # re-exported: one report builder for CLI and GUI
 from jndguard.gui import imaging
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,15 @@ class PhotoLoaded:
     faces: list
     thumbnail: np.ndarray
     seconds: float
+    min_face_size: int = 20  # the detection floor ``faces`` were found with
+
+
+@dataclass
+class PhotoThumbnail:
+    """A photo's thumbnail, from a reduced decode, before the photo itself is decoded."""
+
+    item_id: int
+    thumbnail: np.ndarray
 
 
 @dataclass
@@ -99,12 +110,34 @@ def _key(p: Path) -> Path:
         return p
 
 
+THUMBNAIL_SIZE = 112
+
+
+def quick_thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> np.ndarray | None:
+    """A thumbnail without decoding the whole photo: JPEG's reduced DCT decode
+    (``Image.draft``) and Pillow's ``reduce``, in display orientation. None when the file
+    cannot be read this way (the full load then says why)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (2 * size, 2 * size))
+            img = ImageOps.exif_transpose(img)
+            img = img.convert("RGB")
+            img.thumbnail((size, size), Image.Resampling.BOX, reducing_gap=2.0)
+            return np.asarray(img, dtype=np.uint8).copy()
+    except Exception:  # a bad file is reported by the full load
+        return None
+
+
 def load_photos(
     jobs: Sequence[tuple[int, Path]], min_face_size: int = 20, device: str = "cpu"
-) -> Generator[PhotoLoaded | PhotoFailed, None, int]:
-    """Decode each photo, make its thumbnail and detect its faces.
+) -> Generator[PhotoThumbnail | PhotoLoaded | PhotoFailed, None, int]:
+    """Show each photo's thumbnail at once, then decode the photo and detect its faces.
 
-    A bad file yields :class:`PhotoFailed` with the loader's message; the others continue.
+    Yields :class:`PhotoThumbnail` first for every photo (a reduced decode takes
+    milliseconds even for 12 MP), then :class:`PhotoLoaded` per photo. A bad file yields
+    :class:`PhotoFailed` with the loader's message; the others continue.
 
     Returns:
         The number of photos read successfully.
@@ -114,11 +147,18 @@ def load_photos(
 
     dev = _detection_device(device)
     ok = 0
+    thumbs: dict[int, np.ndarray | None] = {}
+    for item_id, path in jobs:
+        thumbs[item_id] = quick_thumbnail(path)
+        if thumbs[item_id] is not None:
+            yield PhotoThumbnail(item_id, thumbs[item_id])
     for item_id, path in jobs:
         t0 = time.perf_counter()
         try:
             image = load_image(path)
-            thumb = imaging.thumbnail(image.pixels, 112)
+            thumb = thumbs.get(item_id)
+            if thumb is None or image.notes:  # converted modes: the decoded photo is the truth
+                thumb = imaging.thumbnail(image.pixels, THUMBNAIL_SIZE)
             faces = detect_faces(image.pixels, dev, min_face_size=min_face_size)
         except Exception as exc:  # every failure is reported on its own item
             reason = _short_reason(exc)
@@ -128,7 +168,7 @@ def load_photos(
             yield PhotoFailed(item_id, reason[:1].upper() + reason[1:], traceback.format_exc())
             continue
         ok += 1
-        yield PhotoLoaded(item_id, image, list(faces), thumb, time.perf_counter() - t0)
+        yield PhotoLoaded(item_id, image, list(faces), thumb, time.perf_counter() - t0, min_face_size)
     return ok
 
 
@@ -178,19 +218,33 @@ class RenderedViews:
     perturbation_channel: str = "rgb"
     perturbation_max: float | None = None
     seconds: float = 0.0
+    jnd_size: tuple[int, int] | None = None  # (w, h) the map was computed at (display copy)
+
+
+#: the JND view of a larger photo is computed on an area-downscaled copy of about this many
+#: pixels (the protection always uses the full-resolution map, which replaces the view's once
+#: a run has produced it)
+VIEW_JND_PIXELS = 2_000_000
 
 
 class JndUnavailable(RuntimeError):
     """The JND engine cannot be imported."""
 
 
-def compute_jnd_levels(pixels: np.ndarray, params: JndParams) -> np.ndarray:
-    """The JND map of one photo, (H, W, 3) float32 in 8-bit levels."""
+def compute_jnd_levels(pixels: np.ndarray, params: JndParams, max_pixels: int | None = None) -> np.ndarray:
+    """The JND map of one photo, (h, w, 3) float32 in 8-bit levels; with ``max_pixels``, of an
+    area-downscaled copy of at most that many pixels (for display)."""
     try:
         from jndguard.core.jnd import jnd_map
     except ImportError as exc:
         raise JndUnavailable("JND engine not available") from exc
     from jndguard.core.imageio import to_tensor
+
+    h, w = pixels.shape[:2]
+    if max_pixels is not None and h * w > max_pixels:
+        k = math.sqrt(max_pixels / (h * w))
+        pixels = cv2.resize(pixels, (max(1, round(w * k)), max(1, round(h * k))),
+                            interpolation=cv2.INTER_AREA)
 
     jnd = jnd_map(to_tensor(pixels), model=params.model, color=params.color, strength=params.strength)
     return (jnd[0].permute(1, 2, 0).float().cpu().numpy() * 255.0).astype(np.float32)
@@ -211,11 +265,15 @@ def render_views(
     out = RenderedViews(item_id, token, params)
     try:
         if with_jnd and jnd_levels is None:
-            jnd_levels = compute_jnd_levels(pixels, params)
+            jnd_levels = compute_jnd_levels(pixels, params, VIEW_JND_PIXELS)
         if jnd_levels is not None:
             out.jnd_levels = jnd_levels
             out.jnd_rgb, out.jnd_range = imaging.colour_jnd(jnd_levels, options.jnd_channel)
             out.jnd_mean = float(imaging.jnd_channel(jnd_levels, options.jnd_channel).mean())
+            out.jnd_size = (jnd_levels.shape[1], jnd_levels.shape[0])
+            h, w = pixels.shape[:2]
+            if out.jnd_rgb.shape[:2] != (h, w):  # a display copy: drawn over the photo's extent
+                out.jnd_rgb = cv2.resize(out.jnd_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
     except JndUnavailable as exc:
         out.jnd_error = str(exc)
     except Exception as exc:
@@ -435,6 +493,7 @@ class RunJob:
     item_id: int
     image: Any  # LoadedImage
     settings: Any = None  # ProtectionSettings for this job (default: the run's)
+    faces: list | None = None  # the photo's faces, when detected already with its settings
 
 
 @dataclass
@@ -511,6 +570,7 @@ def protection_run(
     verify: bool = True,
     use_dlib: bool = True,
     amplification: int = 0,
+    gallery: str | None = None,
     min_interval: float = 0.05,
     preview_interval: float = 0.3,
 ) -> Generator[RunEvent, None, RunSummary]:
@@ -529,10 +589,12 @@ def protection_run(
         verify: check each result on its saved file (``jndguard.core.verify``).
         use_dlib: include dlib's independent recogniser in that check (when installed).
         amplification: perturbation preview factor (0: automatic).
+        gallery: the user's "my other photos" folder (the gallery threat), or None.
     """
     stop = stop or (lambda: False)
     t_run = time.perf_counter()
-    if steps_fn is None:  # the real pipeline, in the helper process (see jndguard.gui.helper)
+    real = steps_fn is None
+    if real:  # the real pipeline, in the helper process (see jndguard.gui.helper)
         from jndguard.gui.helper import protect_steps as steps_fn  # type: ignore[no-redef]
     counts = {"protected": 0, "not_protected": 0, "failed": 0}
     total = len(jobs)
@@ -543,7 +605,8 @@ def protection_run(
         job_settings = job.settings or settings
         yield RunEvent("start", job.item_id, index, total)
         try:
-            gen = steps_fn(job.image, job_settings, recogniser=None, stop=stop)
+            kw = {"faces": job.faces} if real and job.faces is not None else {}
+            gen = steps_fn(job.image, job_settings, recogniser=None, stop=stop, **kw)
             result = yield from _forward_steps(
                 gen, job, index, total, amplification, min_interval, preview_interval, stop
             )
@@ -584,7 +647,7 @@ def protection_run(
                     bool(result.success),
                 ),
             )
-            verification = verify_result(job.image, result, use_dlib, stop)
+            verification = verify_result(job.image, result, use_dlib, stop, gallery)
             if stop():
                 break
         ok = bool(getattr(result, "success", False))
@@ -668,8 +731,14 @@ def _forward_steps(
         gen.close()
 
 
+def _target(settings: Any) -> str | None:
+    """The identity to verify impersonation of (None when dodging)."""
+    return settings.target if getattr(settings, "goal", "dodge") == "impersonate" else None
+
+
 def verify_result(
-    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None
+    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> dict | None:
     """Verification of a result on its saved 8-bit file (None when unavailable or stopped).
 
@@ -686,7 +755,8 @@ def verify_result(
     try:
         with tempfile.TemporaryDirectory(prefix="jndguard-verify-") as tmp:
             out = export_image(np.asarray(result.protected), tmp, source=image.path)
-            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, s.target, stop)
+            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, _target(s), stop,
+                                      gallery=gallery)
     except Exception as exc:
         logger.exception("verification failed")
         return {"error": _short_reason(exc)}
@@ -733,41 +803,6 @@ class ExportSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def build_report(result: Any, verification: dict | None = None) -> dict[str, Any]:
-    """The report fields of one protected photo (export adds file names and versions)."""
-    settings = result.settings
-    settings_dict = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
-    faces = []
-    per_face = list(getattr(result, "per_face", []) or [])
-    for i, face in enumerate(getattr(result, "faces", []) or []):
-        entry: dict[str, Any] = {"index": i}
-        entry.update(face.to_dict() if hasattr(face, "to_dict") else {"box": getattr(face, "box", None)})
-        entry["method"] = settings_dict.get("method")
-        entry["parameters"] = settings_dict
-        entry["model"] = (getattr(result, "model", None) or {}).get("name")
-        entry["device"] = getattr(result, "device", None)
-        if i < len(per_face):
-            entry.update(per_face[i])
-        faces.append(entry)
-    report: dict[str, Any] = {
-        "method": settings_dict.get("method"),
-        "goal": settings_dict.get("goal"),
-        "target": settings_dict.get("target"),
-        "settings": settings_dict,
-        "model": getattr(result, "model", None),
-        "device": getattr(result, "device", None),
-        "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
-        "success": bool(getattr(result, "success", False)),
-        "metrics": getattr(result, "metrics", None),
-        "faces": faces,
-        "notes": list(getattr(result, "notes", None) or []),
-        "possible_faces": [f.to_dict() for f in getattr(result, "possible_faces", None) or []],
-    }
-    if verification is not None:
-        report["verification"] = verification
-    return report
-
-
 def export_run(
     jobs: Sequence[ExportJob],
     out_dir: Path,
@@ -775,6 +810,7 @@ def export_run(
     verify: bool = True,
     use_dlib: bool = True,
     stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> Generator[ExportEvent, None, ExportSummary]:
     """Export each protected photo with its JSON report and the batch CSV summary.
 
@@ -795,7 +831,8 @@ def export_run(
 
             def check(path, src=job.source, s=s):
                 try:
-                    return helper.verify_file(src, path, s.model, s.device, use_dlib, s.target)
+                    return helper.verify_file(src, path, s.model, s.device, use_dlib, _target(s),
+                                              gallery=gallery)
                 except Exception as exc:  # the photo is still exported; the report says why
                     logger.exception("verification of %s failed", path)
                     return {"error": f"verification failed: {_short_reason(exc)}"}

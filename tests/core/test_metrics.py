@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from jndguard.core.imageio import load_image, to_tensor
-from jndguard.core.metrics import MIN_SIDE, quality, quality_report
+from jndguard.core.metrics import MIN_SIDE, photo_report, quality, quality_report, region_report
 from jndguard.errors import ShapeError
 
 skmetrics = pytest.importorskip("skimage.metrics")
@@ -251,3 +251,47 @@ def test_report_on_cuda_matches_cpu() -> None:
         assert gpu["jnd"][key] == pytest.approx(cpu["jnd"][key]), key
     assert gpu["changed"] == cpu["changed"]
     assert gpu["region"]["ssim"] == pytest.approx(cpu["region"]["ssim"], abs=1e-5)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_photo_report_from_the_changed_window_equals_the_whole_photo(full: bool) -> None:
+    """A change confined to a window: PSNR, SSIM and every protection figure computed from the
+    window equal the whole-photo ones; the multi-scale metrics only on request."""
+    x = to_tensor(_kodak(4))
+    g = torch.Generator().manual_seed(6)
+    y = x.clone()
+    win = (..., slice(200, 330), slice(150, 290))
+    noise = torch.randint(-3, 4, y[win].shape, generator=g).float() / 255
+    y[win] = (y[win] + noise).clamp(0, 1)
+    jnd = torch.full_like(x, 2 / 255)
+    whole = quality_report(x, y, jnd=jnd)
+    fast = photo_report(x, y, jnd, (150, 200, 290, 330), full=full)
+    assert set(fast) == set(whole)
+    assert fast["psnr"] == pytest.approx(whole["psnr"], abs=1e-4)
+    assert fast["ssim"] == pytest.approx(whole["ssim"], abs=1e-5)
+    assert fast["max_abs_change"] == whole["max_abs_change"]
+    assert fast["changed"]["bbox"] == whole["changed"]["bbox"]
+    assert fast["changed"]["pixel_count"] == whole["changed"]["pixel_count"]
+    for key in ("pixel_fraction", "channel_fraction"):
+        assert fast["changed"][key] == pytest.approx(whole["changed"][key], rel=1e-6)
+    for c in ("r", "g", "b", "mean"):
+        assert fast["energy"][c] == pytest.approx(whole["energy"][c], rel=1e-5)
+    assert fast["energy_share"] == pytest.approx(whole["energy_share"], rel=1e-5)
+    for key in ("over_fraction", "over_count", "max_excess", "mean_jnd"):
+        assert fast["jnd"][key] == pytest.approx(whole["jnd"][key], rel=1e-5), key
+    assert fast["jnd"]["over_fraction_per_channel"] == pytest.approx(
+        whole["jnd"]["over_fraction_per_channel"], rel=1e-5)
+    for name in ("ms_ssim", "fsim", "gmsd", "haarpsi", "vif"):
+        if full:
+            assert fast[name] == pytest.approx(whole[name], abs=1e-6)
+        else:
+            assert fast[name] is None and "--full-metrics" in fast["unavailable"][name]
+
+
+def test_region_report_is_the_region_of_quality_report() -> None:
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(1, 3, 200, 220, generator=g)
+    y = (x + 0.02 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    jnd = torch.full_like(x, 2 / 255)
+    assert region_report(x, y, jnd, (20, 30, 190, 200)) == quality_report(
+        x, y, jnd=jnd, region=(20, 30, 190, 200))["region"]

@@ -51,15 +51,10 @@ def batch(tmp_path, face_pixels):
 def test_batch_goes_on_and_reports_each_photo(store_env, batch, tmp_path, capsys, monkeypatch):
     import jndguard.core.metrics as metrics
 
-    real = metrics.quality_report
-    face_shape = Image.open(batch / "g-face.png").size[::-1]
+    def out_of_memory_on_the_whole_photo(*args, **kwargs):
+        raise MemoryError("injected: no memory for the whole-photo metrics")
 
-    def out_of_memory_on_the_whole_photo(original, protected, jnd=None, region=None):
-        if tuple(original.shape[-2:]) == face_shape:  # the whole photo, not a face region
-            raise MemoryError("injected: no memory for the whole-photo metrics")
-        return real(original, protected, jnd, region)
-
-    monkeypatch.setattr(metrics, "quality_report", out_of_memory_on_the_whole_photo)
+    monkeypatch.setattr(metrics, "photo_report", out_of_memory_on_the_whole_photo)
     out = tmp_path / "out"
     rc = main(["protect", str(batch), "-o", str(out), "--json", "--no-verify", "--device", "cpu",
                "--iterations", "20"])

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from jndguard.core.defaults import DEFAULT_MIN_FACE_SIZE
 from jndguard.core.settings import PROTECT_MIN_PROBABILITY as _PROTECT_MIN_PROBABILITY
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MIN_FACE_SIZE = 20
 DEFAULT_MAX_SIDE = 1600
 # P-Net's window (Zhang et al. 2016): no face fits in fewer pixels, and facenet-pytorch's
 # MTCNN fails (torch.cat of an empty image pyramid) on a side shorter than this.

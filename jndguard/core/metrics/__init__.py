@@ -4,7 +4,8 @@
   VIF (the last five from ``piq``).
 - :mod:`.protection`: figures on the 8-bit change (over-JND fraction, per-channel energy,
   maximum change, changed region).
-- :mod:`.report`: :func:`quality_report`, all of the above for one photo as a plain dict.
+- :mod:`.report`: :func:`quality_report`, all of the above for one photo as a plain dict;
+  :func:`photo_report` the same at the cost of the changed window, :func:`region_report` a face's.
 """
 
 from jndguard.core.metrics.protection import (
@@ -25,7 +26,13 @@ from jndguard.core.metrics.quality import (
     ssim_map,
     vif,
 )
-from jndguard.core.metrics.report import METRICS_VERSION, quality_report, region_box
+from jndguard.core.metrics.report import (
+    METRICS_VERSION,
+    photo_report,
+    quality_report,
+    region_box,
+    region_report,
+)
 
 __all__ = [
     "METRICS_VERSION",
@@ -39,9 +46,11 @@ __all__ = [
     "max_abs_change",
     "ms_ssim",
     "over_jnd",
+    "photo_report",
     "psnr",
     "quality_report",
     "region_box",
+    "region_report",
     "ssim",
     "ssim_map",
     "vif",

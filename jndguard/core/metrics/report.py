@@ -1,4 +1,15 @@
-"""One call that computes every quality and protection figure of a protected photo."""
+"""One call that computes every quality and protection figure of a protected photo.
+
+:func:`quality_report` computes every figure on the whole photo (and optionally a region).
+:func:`photo_report` gives the same dict for a photo whose change is confined to a known
+window (a protection changes only its face regions) at the cost of that window: PSNR, SSIM
+and the protection figures of the whole photo follow exactly from the window, since
+unchanged pixels add no error and every SSIM window that does not touch a change scores
+exactly 1. The multi-scale and feature metrics (MS-SSIM, FSIM, GMSD, HaarPSI, VIF) cannot be
+extrapolated: on the whole photo they are computed only on request (``full=True``, the CLI's
+``--full-metrics``; the GUI computes them after showing the result); the face regions always
+have them (:func:`region_report`).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +40,9 @@ QUALITY_METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 }
 
 Box = tuple[int, int, int, int]
+
+#: how far past a changed pixel an 11×11 SSIM window reaches
+SSIM_REACH = 10
 
 
 def region_box(region: Sequence[float] | Mapping[str, float], height: int, width: int) -> Box:
@@ -67,10 +81,23 @@ def _scalar(t: torch.Tensor) -> float | int:
     return t.reshape(-1)[0].item()
 
 
-def _figures(x: torch.Tensor, y: torch.Tensor, jnd: torch.Tensor | None) -> dict[str, Any]:
+#: quality metrics whole-photo values follow exactly from a changed window (see module)
+WINDOWED_METRICS = ("psnr", "ssim")
+#: quality metrics computed on the whole photo only on request
+FULL_ONLY_METRICS = tuple(k for k in QUALITY_METRICS if k not in WINDOWED_METRICS)
+ON_REQUEST = ("computed on request on the whole photo (jndguard protect --full-metrics); "
+              "the face regions have it")
+
+
+def _figures(x: torch.Tensor, y: torch.Tensor, jnd: torch.Tensor | None,
+             metrics: Sequence[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"width": int(x.shape[-1]), "height": int(x.shape[-2])}
     unavailable: dict[str, str] = {}
     for name, fn in QUALITY_METRICS.items():
+        if metrics is not None and name not in metrics:
+            out[name] = None
+            unavailable[name] = ON_REQUEST
+            continue
         try:
             value = float(_scalar(fn(x, y)))
         except ShapeError as exc:
@@ -161,17 +188,163 @@ def quality_report(
         report.update(_figures(original, protected, jnd))
         report["region"] = None
         if region is not None:
-            h, w = int(original.shape[-2]), int(original.shape[-1])
-            x0, y0, x1, y1 = region_box(region, h, w)
-            crop = (..., slice(y0, y1), slice(x0, x1))
-            sub = _figures(original[crop], protected[crop], None if jnd is None else jnd[crop])
-            bbox = sub["changed"]["bbox"]
-            if bbox is not None:  # crop → image coordinates
-                sub["changed"]["bbox"] = {
-                    "x0": bbox["x0"] + x0,
-                    "y0": bbox["y0"] + y0,
-                    "x1": bbox["x1"] + x0,
-                    "y1": bbox["y1"] + y0,
-                }
-            report["region"] = {"box": {"x0": x0, "y0": y0, "x1": x1, "y1": y1}, **sub}
+            report["region"] = _region(original, protected, jnd, region)
     return report
+
+
+def region_report(
+    original: torch.Tensor,
+    protected: torch.Tensor,
+    jnd: torch.Tensor | None,
+    region: Sequence[float] | Mapping[str, float],
+    max_side: int | None = None,
+) -> dict[str, Any]:
+    """Every figure of one region (a face's): ``quality_report(...)["region"]`` without the
+    cost of the whole photo. Same shapes and keys as there.
+
+    ``max_side``: when the region's long side is larger, MS-SSIM, FSIM, GMSD, HaarPSI and VIF
+    are computed on an area-downscaled copy of the region whose long side is ``max_side``
+    (PSNR, SSIM and the protection figures stay at full resolution); the scale used is
+    recorded as ``feature_metrics_scale`` (1.0 when not downscaled).
+    """
+    original, protected, jnd = _batch(original, protected, jnd)
+    with torch.inference_mode():
+        out = _region(original, protected, jnd, region,
+                      metrics=None if max_side is None else WINDOWED_METRICS)
+        if max_side is None:
+            return out
+        b = out["box"]
+        crop = (..., slice(b["y0"], b["y1"]), slice(b["x0"], b["x1"]))
+        xo, yo = original[crop], protected[crop]
+        scale = min(1.0, max_side / max(xo.shape[-2:]))
+        if scale < 1.0:
+            size = (max(1, round(xo.shape[-2] * scale)), max(1, round(xo.shape[-1] * scale)))
+            xo = torch.nn.functional.interpolate(xo.float(), size=size, mode="area").clamp(0, 1)
+            yo = torch.nn.functional.interpolate(yo.float(), size=size, mode="area").clamp(0, 1)
+        feats = _figures(xo, yo, None, metrics=FULL_ONLY_METRICS)
+        for name in FULL_ONLY_METRICS:
+            out[name] = feats[name]
+            out["unavailable"].pop(name, None)
+            if name in feats["unavailable"]:
+                out["unavailable"][name] = feats["unavailable"][name]
+        out["feature_metrics_scale"] = scale
+        return out
+
+
+def _batch(original, protected, jnd):
+    if original.ndim == 3:
+        original = original.unsqueeze(0)
+    if protected.ndim == 3:
+        protected = protected.unsqueeze(0)
+    if jnd is not None and jnd.ndim == 3:
+        jnd = jnd.unsqueeze(0)
+    if original.shape != protected.shape:
+        raise ShapeError(f"images differ in shape: {tuple(original.shape)} vs {tuple(protected.shape)}")
+    if original.ndim != 4 or original.shape[0] != 1:
+        raise ShapeError(f"one (1, 3, H, W) image expected, got {tuple(original.shape)}")
+    return original, protected, jnd
+
+
+def _region(original, protected, jnd, region, metrics=None) -> dict[str, Any]:
+    h, w = int(original.shape[-2]), int(original.shape[-1])
+    x0, y0, x1, y1 = region_box(region, h, w)
+    crop = (..., slice(y0, y1), slice(x0, x1))
+    sub = _figures(original[crop], protected[crop], None if jnd is None else jnd[crop], metrics)
+    bbox = sub["changed"]["bbox"]
+    if bbox is not None:  # crop → image coordinates
+        sub["changed"]["bbox"] = {"x0": bbox["x0"] + x0, "y0": bbox["y0"] + y0,
+                                  "x1": bbox["x1"] + x0, "y1": bbox["y1"] + y0}
+    return {"box": {"x0": x0, "y0": y0, "x1": x1, "y1": y1}, **sub}
+
+
+def photo_report(
+    original: torch.Tensor,
+    protected: torch.Tensor,
+    jnd: torch.Tensor | None,
+    changed: Sequence[float] | Mapping[str, float] | None,
+    full: bool = False,
+) -> dict[str, Any]:
+    """:func:`quality_report` of a photo that differs from the original only inside ``changed``.
+
+    PSNR, SSIM and every protection figure are exact (module docstring) and cost only the
+    window (plus the 10 px every SSIM window reaches past it). MS-SSIM, FSIM, GMSD, HaarPSI
+    and VIF are computed on the whole photo when ``full``; otherwise they are ``None`` with the
+    reason under ``"unavailable"``. ``changed=None`` means nothing changed anywhere.
+
+    Args:
+        original: the original photo X in [0, 1].
+        protected: the protected photo Z, equal to X outside ``changed`` (the caller checks).
+        jnd: optional JND map in [0, 1] units.
+        changed: ``(x0, y0, x1, y1)`` (exclusive end) containing every changed pixel.
+        full: also the whole-photo multi-scale and feature metrics (slow on large photos).
+
+    Returns:
+        The dict of :func:`quality_report` (``region`` is ``None``).
+
+    Shape:
+        - original, protected: (1, 3, H, W) or (3, H, W)
+    """
+    original, protected, jnd = _batch(original, protected, jnd)
+    h, w = int(original.shape[-2]), int(original.shape[-1])
+    if changed is None:
+        changed = (0, 0, min(w, 1), min(h, 1))  # any pixel: nothing changed, figures are exact
+    x0, y0, x1, y1 = region_box(changed, h, w)
+    r = SSIM_REACH
+    wx0, wy0, wx1, wy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
+    if min(wx1 - wx0, wy1 - wy0) < quality.MIN_SIDE["ssim"]:  # tiny photo: no saving to make
+        wx0, wy0, wx1, wy1 = 0, 0, w, h
+    crop = (..., slice(wy0, wy1), slice(wx0, wx1))
+    with torch.inference_mode():
+        quality.check_pair(original, protected)
+        sub = _figures(original[crop], protected[crop], None if jnd is None else jnd[crop],
+                       metrics=WINDOWED_METRICS)
+        n_full, n_crop = h * w, (wy1 - wy0) * (wx1 - wx0)
+        k = n_crop / n_full
+        out: dict[str, Any] = {"metrics_version": METRICS_VERSION, "width": w, "height": h}
+        unavailable = {}
+        if sub["psnr"] is not None and math.isfinite(sub["psnr"]):
+            out["psnr"] = 10.0 * math.log10(1.0 / (10.0 ** (-sub["psnr"] / 10.0) * k))
+        else:
+            out["psnr"] = sub["psnr"]
+        if "psnr" in sub["unavailable"]:
+            unavailable["psnr"] = sub["unavailable"]["psnr"]
+        if sub["ssim"] is None or min(h, w) < quality.MIN_SIDE["ssim"]:
+            out["ssim"] = None
+            unavailable["ssim"] = sub["unavailable"].get("ssim", "image too small for SSIM")
+        else:
+            win = quality.MIN_SIDE["ssim"] - 1
+            nw_full = (h - win) * (w - win)
+            nw_crop = (wy1 - wy0 - win) * (wx1 - wx0 - win)
+            out["ssim"] = (sub["ssim"] * nw_crop + (nw_full - nw_crop)) / nw_full
+        full_vals = (_figures(original, protected, None, metrics=FULL_ONLY_METRICS) if full else None)
+        for name in FULL_ONLY_METRICS:
+            out[name] = None if full_vals is None else full_vals[name]
+            reason = ON_REQUEST if full_vals is None else full_vals["unavailable"].get(name)
+            if reason:
+                unavailable[name] = reason
+        out["max_abs_change"] = sub["max_abs_change"]
+        out["energy"] = {c: v * k for c, v in sub["energy"].items()}
+        tot = sum(out["energy"][c] for c in protection.CHANNELS)
+        out["energy_share"] = {c: (out["energy"][c] / tot if tot > 0 else 0.0) for c in protection.CHANNELS}
+        ch = sub["changed"]
+        bbox = ch["bbox"]
+        if bbox is not None:
+            bbox = {"x0": bbox["x0"] + wx0, "y0": bbox["y0"] + wy0, "x1": bbox["x1"] + wx0,
+                    "y1": bbox["y1"] + wy0}
+        out["changed"] = {"bbox": bbox, "pixel_count": ch["pixel_count"],
+                          "pixel_fraction": ch["pixel_count"] / n_full,
+                          "channel_fraction": ch["channel_fraction"] * k}
+        if jnd is None:
+            out["jnd"] = None
+        else:
+            j = sub["jnd"]
+            out["jnd"] = {
+                "over_fraction": j["over_count"] / (3 * n_full),
+                "over_count": j["over_count"],
+                "over_fraction_per_channel": {c: v * k for c, v in j["over_fraction_per_channel"].items()},
+                "max_excess": j["max_excess"],
+                "mean_jnd": float(jnd.float().mean() * 255.0),  # (1 or 3 channels: same mean)
+            }
+        out["unavailable"] = unavailable
+        out["region"] = None
+    return out

@@ -34,10 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jndguard.core.defaults import DMVJND_MARGIN
 from jndguard.core.imageio import quantise, to_tensor, to_uint8
 
 Q = 1e-10
-DEFAULT_MARGIN = 0.05  # cosine to spare over τ when choosing the iterate (measured, README)
+DEFAULT_MARGIN = DMVJND_MARGIN  # cosine to spare over τ when choosing the iterate (measured, README)
 
 
 def magnitude_loss(e: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:

@@ -725,7 +725,12 @@ class ViewsPanel(QWidget):
         if views.jnd_rgb is not None:
             jf.pane.set_image(imaging.to_qimage(views.jnd_rgb))
             p = views.jnd_params
-            jf.info.setText(f"{p.model}, {p.color}, ×{p.strength:g} · mean {views.jnd_mean:.1f} levels")
+            size = views.jnd_size
+            shown = views.jnd_rgb.shape[1::-1]
+            note = "" if size is None or tuple(size) == tuple(shown) else f" · preview at {size[0]}×{size[1]}"
+            jf.info.setText(
+                f"{p.model}, {p.color}, ×{p.strength:g} · mean {views.jnd_mean:.1f} levels{note}"
+            )
             self.jnd_bar.set_scale(imaging.VIRIDIS, *views.jnd_range)
             self.jnd_bar.show()
         else:

@@ -1,0 +1,47 @@
+"""A large photo in the app: the thumbnail comes from a reduced decode before the photo is
+decoded, and the JND view of a large photo is computed on a display copy."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from jndguard.gui import tasks
+
+
+def test_thumbnail_first_from_a_reduced_decode(kodak_dir, tmp_path):
+    img = Image.open(kodak_dir / "kodim04.png").convert("RGB")  # portrait 512×768
+    big = img.resize((img.width * 4, img.height * 4), Image.BICUBIC)
+    stored = big.transpose(Image.Transpose.ROTATE_90)  # stored landscape, EXIF rotates back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "big.jpg"
+    stored.save(path, "JPEG", quality=90, exif=exif.tobytes())
+    events = list(tasks.load_photos([(1, path)], min_face_size=20))
+    assert isinstance(events[0], tasks.PhotoThumbnail)
+    assert isinstance(events[1], tasks.PhotoLoaded)
+    thumb = events[0].thumbnail
+    assert max(thumb.shape[:2]) == tasks.THUMBNAIL_SIZE and thumb.shape[0] > thumb.shape[1]  # portrait
+    assert events[1].faces  # detected on the decoded photo
+    # the reduced decode shows the same picture as the full one
+    full = tasks.imaging.thumbnail(events[1].image.pixels, tasks.THUMBNAIL_SIZE)
+    assert thumb.shape == full.shape
+    assert np.abs(thumb.astype(int) - full.astype(int)).mean() < 6
+
+
+def test_unreadable_file_has_no_quick_thumbnail_and_fails_once(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    events = list(tasks.load_photos([(2, bad)]))
+    assert len(events) == 1 and isinstance(events[0], tasks.PhotoFailed)
+
+
+def test_jnd_view_of_a_large_photo_uses_a_display_copy(kodak_dir):
+    pixels = np.asarray(Image.open(kodak_dir / "kodim04.png").convert("RGB").resize((2048, 3072)))
+    views = tasks.render_views(1, 1, pixels, tasks.JndParams(), tasks.DisplayOptions())
+    assert views.jnd_error is None
+    w, h = views.jnd_size
+    assert w * h <= tasks.VIEW_JND_PIXELS * 1.01 and h > w
+    assert views.jnd_rgb.shape == pixels.shape  # drawn over the photo's full extent
+    small = tasks.render_views(1, 1, pixels[:600, :400], tasks.JndParams(), tasks.DisplayOptions())
+    assert small.jnd_size == (400, 600)  # small photos: the exact map
