@@ -302,6 +302,10 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     views = ([recogniser.face_view(image.pixels, f) for f in faces]
              if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
+    if settings.method == "hvs-jnd" and settings.mode == "post":
+        return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+                                       clean_embs, target_emb, check_stop, t0, device, timings, lap,
+                                       full_metrics))
     protected = x.clone()
     per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
@@ -388,6 +392,153 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                "threshold": recogniser.threshold},
+        timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
+    """The recognisers post mode optimises against: ``recogniser`` and ``settings.white_box``
+    (loaded from the same store; a missing one is an error that names the fetch command)."""
+    from jndguard.core.models import load_recogniser
+
+    out = [recogniser]
+    for name in settings.white_box:
+        if name and name != recogniser.name:
+            out.append(load_recogniser(name, recogniser.device, home=getattr(recogniser, "home", None)))
+    return out
+
+
+def _impersonation_refs(recognisers, target: str):
+    """Per recogniser: the target's centroid and the other identities' centroids."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    targets, others = [], []
+    for rec in recognisers:
+        names, cents = celebrity_gallery(rec)
+        if target not in names:
+            raise JNDGuardError(f"unknown target {target!r}; choose from {', '.join(names)}")
+        k = names.index(target)
+        targets.append(cents[k].to(rec.device))
+        others.append(torch.cat([cents[:k], cents[k + 1:]]).to(rec.device))
+    return targets, others
+
+
+def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
+                check_stop, t0, device, timings, lap, full_metrics
+                ) -> Generator[PipelineStep, None, ProtectionResult]:
+    """Post mode: every face optimised against every white-box recogniser over the threat
+    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
+    from jndguard.core.methods import POST_TRAIN_EXTRA
+    from jndguard.core.metrics import photo_report, region_report
+
+    n = len(faces)
+    recognisers = white_box_recognisers(settings, recogniser)
+    targets = others = None
+    if goal is Goal.IMPERSONATE:
+        targets, others = _impersonation_refs(recognisers, settings.target)
+    eot = PostEOT(samples=settings.eot_samples)
+    target_photos = None
+    if goal is Goal.IMPERSONATE:
+        from jndguard.core.models.store import dataset_dir
+
+        target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
+    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
+              if n else None)
+    protected = x.clone()
+    current = {"pixels": image.pixels.copy()}
+    lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
+    per_face: list[dict] = [{} for _ in faces]
+    regions: list = [None] * n
+    inits: list = [None] * n
+    verdicts: list = [None] * n
+    pending = list(range(n))
+    for round_ in range(1, settings.max_rounds + 1):
+        for i in pending:
+            tf = time.perf_counter()
+            problem, region = make_post_problem(
+                x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i)
+            regions[i] = region
+            setup = time.perf_counter() - tf
+            gen = method.iterate(problem, inits[i])
+            try:
+                while True:
+                    try:
+                        step = next(gen)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    except torch.cuda.OutOfMemoryError:
+                        raise JNDGuardError(
+                            f"out of memory on {device.type}: try fewer views per step "
+                            f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
+                    check_stop()
+                    preview = None
+                    if step.preview is not None:
+                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+                    yield PipelineStep(
+                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
+                        step.success, preview, region if preview is not None else None)
+            finally:
+                gen.close()
+            x0, y0, x1, y1 = region
+            protected[:, :, y0:y1, x0:x1] = result.adversarial
+            current["pixels"] = to_uint8(protected)
+            inits[i] = (result.adversarial - problem.clean).detach()
+            verdicts[i] = result.verdict
+            prev = per_face[i]
+            per_face[i] = {
+                "face": i, "box": list(faces[i].box), "region": list(region),
+                "iterations": prev.get("iterations", 0) + result.iterations,
+                "seconds": prev.get("seconds", 0.0) + time.perf_counter() - tf,
+                "setup_seconds": prev.get("setup_seconds", 0.0) + setup,
+                "check_seconds": prev.get("check_seconds", 0.0) + (
+                    result.history[-1].get("check_seconds", 0.0) if result.history else 0.0),
+                "rounds": round_, "beta": result.beta, "attempts": result.attempts,
+                "optimiser_success": result.success, "notes": result.notes,
+                "recognisers": [r.name for r in recognisers],
+                "quick_matrix": {"success": result.verdict.success, "cells": result.verdict.cells,
+                                 "failed": result.verdict.failed, "worst": result.verdict.worst,
+                                 "worst_cells": result.verdict.details[:5]},
+            }
+        pending = [i for i in range(n) if not verdicts[i].success]
+        if not pending or n == 1:  # another round helps only when other faces changed since
+            break
+        logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
+    lap("optimisation")
+    yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
+    redetected = judge_redetected(recogniser, protected, faces, clean_embs, goal, recogniser.threshold,
+                                  settings.safety_margin, target_emb, settings.min_face_size)
+    lap("recheck")
+    xc, jc = x.cpu(), jnd.cpu()
+    final = torch.from_numpy(current["pixels"]).permute(2, 0, 1)[None].float().div(255)
+    for i, v in enumerate(redetected):
+        per_face[i].update(v)
+        per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
+        per_face[i]["threshold"] = recogniser.threshold
+        per_face[i]["quality"] = region_report(xc, final, jc, regions[i],
+                                               max_side=None if full_metrics else REGION_METRICS_SIDE)
+        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+    changed = None
+    if regions:
+        changed = (min(r[0] for r in regions), min(r[1] for r in regions),
+                   max(r[2] for r in regions), max(r[3] for r in regions))
+    metrics = photo_report(xc, final, jc, changed, full=full_metrics)
+    lap("metrics")
+    timings["checks"] = round(sum(f.get("check_seconds", 0.0) for f in per_face), 4)
+    success = bool(faces) and all(f["success"] for f in per_face)
+    yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
+    return ProtectionResult(
+        protected=current["pixels"], jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        seconds=time.perf_counter() - t0, device=str(device),
+        model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+               "threshold": recogniser.threshold, "white_box": [r.name for r in recognisers]},
         timings={k: round(v, 4) for k, v in timings.items()})
 
 
