@@ -56,12 +56,26 @@ def bare_step_seconds(recognisers, samples: int, reps: int = 3) -> float:
     return statistics.median(times)
 
 
-def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> dict:
-    """Protect one photo, judge it on the matrix, return the per-face record."""
+_GALLERIES: dict[str, object] = {}
+
+
+def gallery_of(person: str, home=None):
+    """The person's train photos as matrix references, one object per person so their
+    embeddings are computed once per run."""
+    from jndguard.core.models.store import dataset_dir
+    from jndguard.core.threat.matrix import as_references
+
+    if person not in _GALLERIES:
+        _GALLERIES[person] = as_references(dataset_dir(home) / "train" / person, "gallery")
+    return _GALLERIES[person]
+
+
+def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str, recognisers=None) -> dict:
+    """Protect one photo, judge it on the matrix (the white-box ``recognisers``, the person's
+    train photos as the gallery), return the per-face record."""
     from PIL import Image
 
     from jndguard.core.imageio import load_image
-    from jndguard.core.models.store import dataset_dir
     from jndguard.core.pipeline import protect_steps
     from jndguard.core.progress import drive
     from jndguard.core.threat.matrix import evaluate_matrix
@@ -74,9 +88,9 @@ def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> d
     name = f"{path.parent.name}-{path.stem[:40]}.png"
     Image.fromarray(result.protected).save(out_dir / name)
     person = path.parent.name
-    gallery = dataset_dir(getattr(rec, "home", None)) / "train" / person
+    gallery = gallery_of(person, getattr(rec, "home", None))
     tm = time.perf_counter()
-    report = evaluate_matrix(image.pixels, result.protected, result.faces, None, matrix_size,
+    report = evaluate_matrix(image.pixels, result.protected, result.faces, recognisers, matrix_size,
                              gallery=gallery)
     matrix_seconds = time.perf_counter() - tm
     f = result.per_face[0] if result.per_face else {}
@@ -152,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(done[key])
                 continue
             row = protect_one(path, settings, rec, args.output / f"config{configs.index(c)}",
-                              args.matrix)
+                              args.matrix, recs)
             row["config"] = label
             rows.append(row)
             with log.open("a") as fh:
