@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only every K-th of them (with --skip as the offset: parallel shards)")
     parser.add_argument("--matrix", choices=["full", "quick"], default="full")
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
+    parser.add_argument("--cost", type=int, default=0, metavar="N",
+                        help="only time N post-mode iterations on the first face against the bare "
+                             "forward+backward of the same batch, interleaved, and print the ratio")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -68,6 +71,46 @@ def gallery_of(person: str, home=None):
     if person not in _GALLERIES:
         _GALLERIES[person] = as_references(dataset_dir(home) / "train" / person, "gallery")
     return _GALLERIES[person]
+
+
+def iteration_cost(path: Path, settings, rec, n: int) -> dict:
+    """Median seconds of one post-mode iteration (views, encodings, both recognisers' forward
+    and backward, perceptual loss, step; no stopping check) and of the bare forward+backward of
+    the same number of random crops through the same recognisers, interleaved in one run."""
+    from dataclasses import replace as dc_replace
+
+    from jndguard.core.attacks.base import Goal
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem
+    from jndguard.core.faces import detect_faces
+    from jndguard.core.imageio import load_image
+    from jndguard.core.jnd import jnd_map
+    from jndguard.core.methods import POST_TRAIN_EXTRA, build_method
+    from jndguard.core.pipeline import white_box_recognisers
+
+    image = load_image(path)
+    face = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)[0]
+    x = image.tensor(rec.device)
+    jnd = jnd_map(x, settings.jnd_model, settings.jnd_color, settings.jnd_strength)
+    recs = white_box_recognisers(settings, rec)
+    problem, _ = make_post_problem(x, jnd, image.pixels, face, recs, Goal.DODGE,
+                                   PostEOT(samples=settings.eot_samples), lambda: image.pixels,
+                                   settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                                   torch.Generator().manual_seed(0))
+    method = build_method(settings)
+    method.config = dc_replace(method.config, check_share=2.0, max_iterations=4 * (n + 1))  # no checks
+    gen = method.iterate(problem)
+    its, bare = [], []
+    next(gen)  # warm-up
+    for _ in range(n):
+        t = time.perf_counter()
+        next(gen)
+        its.append(time.perf_counter() - t)
+        bare.append(bare_step_seconds(recs, settings.eot_samples, reps=1))
+    gen.close()
+    it_s, bare_s = statistics.median(its), statistics.median(bare)
+    return {"iteration_seconds": it_s, "bare_seconds": bare_s, "ratio": it_s / bare_s, "n": n,
+            "samples": settings.eot_samples, "recognisers": [r.name for r in recs]}
 
 
 def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str, recognisers=None) -> dict:
@@ -147,6 +190,18 @@ def run(args: argparse.Namespace) -> int:
     photos = validation_photos(args.faces)[args.skip::args.every]
     configs = [json.loads(c) for c in args.config] or [{}]
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.cost:
+        out = [iteration_cost(photos[0], ProtectionSettings(**c), rec, args.cost)
+               | {"config": config_label(c)} for c in configs]
+        (args.output / "iteration_cost.json").write_text(json.dumps(out, indent=1))
+        if args.json:
+            emit_json(out)
+        else:
+            print_table(["config", "recognisers", "views each", "iteration s", "bare fwd+bwd s", "ratio"],
+                        [[o["config"], ", ".join(o["recognisers"]), o["samples"],
+                          f"{o['iteration_seconds']:.2f}", f"{o['bare_seconds']:.2f}", f"{o['ratio']:.2f}"]
+                         for o in out])
+        return 0
     log = args.output / "results.jsonl"
     done = {}
     if log.is_file():
