@@ -1,5 +1,7 @@
-"""Protection quality on the 25 validation faces: success (8-bit file, re-detected; JPEG q75;
-1080 px resize), PSNR/SSIM on the face region, iterations, seconds — for several settings.
+"""Protection on the 25 validation faces, judged in the full threat matrix with the gallery
+threat (docs/design.md §4, §8): share of faces protected in every cell, mean share of cells,
+the cells failed most often; PSNR/SSIM on the face region, iterations, seconds — for several
+settings.
 
 ``jndguard bench protection --config '{"method": "hvs-jnd"}' --config '{"method": "bim"}'``
 prints one row per config (docs/design.md §8 protocol; all configs on the same faces in one run).
@@ -21,17 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ProtectionSettings fields as JSON (repeatable; default: HVS-JND defaults)")
     parser.add_argument("--faces", type=int, default=25)
     parser.add_argument("--goal", default="dodge")
-    parser.add_argument("--reencode", action="store_true",
-                        help="also judge after JPEG q75 and a 1080 px resize (slower)")
+    parser.add_argument("--matrix", choices=["quick", "full", "none"], default="full",
+                        help="threat matrix the exported files are judged in (none: the "
+                             "optimiser's own check only; faster)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
 
-def evaluate(config: dict, photos: list[Path], rec, reencode: bool) -> dict:
+def evaluate(config: dict, photos: list[Path], rec, matrix: str = "full",
+             galleries: dict | None = None) -> dict:
     """Run one configuration on the photos; per-face figures and a summary."""
     from jndguard.core.research.compare import evaluate as _evaluate
 
-    return _evaluate(config, photos, rec, reencode)
+    return _evaluate(config, photos, rec, matrix != "none",
+                     matrix=matrix if matrix != "none" else "full", galleries=galleries)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,22 +49,22 @@ def run(args: argparse.Namespace) -> int:
     photos = validation_photos(args.faces)
     configs = [json.loads(c) for c in args.config] or [{}]
     results = []
+    galleries: dict = {}  # the gallery threat's references, embedded once for every config
     for c in configs:
         c.setdefault("goal", args.goal)
         if c["goal"] == "impersonate":
             c.setdefault("target", "auto")
-        results.append(evaluate(c, photos, rec, args.reencode))
+        results.append(evaluate(c, photos, rec, args.matrix, galleries))
     if args.json:
         emit_json(results)
         return 0
 
-    def pct(v):
-        return "–" if v is None else f"{100 * v:.0f}%"
+    from jndguard.core.research.compare import table_rows
 
-    print_table(
-        ["config", "faces", "success", "JPEG q75", "1080 px", "PSNR dB", "SSIM", "med. iters",
-         "s/face", "share > J"],
-        [[json.dumps(r["config"], separators=(",", ":")), r["n"], pct(r["success"]), pct(r["jpeg75"]),
-          pct(r["resize1080"]), r["psnr"], r["ssim"], r["median_iterations"],
-          f"{r['seconds_per_face']:.1f}", r["over_jnd"]] for r in results])
+    rows = table_rows(results)
+    for r, c in zip(rows, results):
+        r[0] = json.dumps(c["config"], separators=(",", ":"))
+    from jndguard.core.research.compare import COLUMNS
+
+    print_table(["config", *COLUMNS[1:]], rows)
     return 0

@@ -22,7 +22,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "post": ("jndguard.benchmarks.post",
              "post mode on the validation faces, judged on the threat matrix; iteration cost"),
     "protection": ("jndguard.benchmarks.protection",
-                   "success, PSNR/SSIM, iterations per method on the validation faces"),
+                   "threat-matrix protection, PSNR/SSIM, iterations per method on the validation faces"),
+    "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),
     "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
     "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
 }

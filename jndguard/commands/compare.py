@@ -1,5 +1,6 @@
 """``jndguard compare PHOTOS... --methods all|LIST -o OUTDIR``: every method on the same faces
-with the same recogniser, as the papers' Table 1 (table.md/.csv/.tex) and Fig. 2 (figure.png).
+with the same recogniser, judged in the threat matrix (docs/design.md §4, §8), as a table
+(table.md/.csv/.tex) and the papers' Fig. 2 (figure.png).
 
 Resumable: each finished (method, photo) is appended to ``OUTDIR/results.jsonl``; a rerun
 skips those and writes the same tables (fixed seeds).
@@ -36,7 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-iterations", type=int, default=None,
                    help="iteration budget of every method (default: each method's own)")
     p.add_argument("--no-reencode", action="store_true",
-                   help="skip the JPEG q75 and 1080 px checks (faster)")
+                   help="skip the threat-matrix judgement of the exported files (faster)")
+    p.add_argument("--matrix", choices=["quick", "full"], default="full",
+                   help="threat matrix the exported files are judged in, with the gallery threat "
+                        "for 5-celebrity photos (default full: the benchmark protocol)")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
 
         results = drive(compare_steps(entries, photos, rec, args.output,
-                                      reencode=not args.no_reencode), show)
+                                      reencode=not args.no_reencode, matrix=args.matrix), show)
     paths = write_tables(results, args.output)
     fig = write_comparison_figure(args.output, entries, photos[0]) if photos else None
     if args.json:

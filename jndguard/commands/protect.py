@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--keep-icc", action="store_true", help="keep the colour profile")
     p.add_argument("--no-verify", action="store_true", help="skip verification of the exported file")
+    p.add_argument("--matrix", choices=["quick", "full"], default="quick",
+                   help="threat matrix the exported file is verified in (quick: the measured "
+                        "hardest cells; full: every cell)")
+    p.add_argument("--gallery", type=Path, metavar="DIR",
+                   help="the person's other photos: recognised when the face matches any of them")
     p.add_argument("--full-metrics", action="store_true",
                    help="also MS-SSIM, FSIM, GMSD, HaarPSI and VIF of the whole photo (slow on large "
                         "photos; the face regions always have them)")
@@ -86,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(format=args.format, jpeg_quality=args.quality, webp_quality=args.quality,
                             keep_icc=args.keep_icc)
     photos = collect_photos(args.photos)
+    gallery = None
+    if args.gallery is not None and not args.no_verify:
+        from jndguard.core.threat.matrix import ReferencePhotos
+
+        gallery = ReferencePhotos.from_dir(args.gallery)  # embedded once for every photo
     results, failures = [], 0
     for path in photos:
         entry: dict = {"photo": str(path)}
@@ -102,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
             if not result.faces:
                 raise JNDGuardError(f"{path}: no face found (nothing to protect)")
             report = build_report(result)
-            verifier = None if args.no_verify else (lambda p, src=path: verify(src, p, [rec], device))
+            verifier = None if args.no_verify else (
+                lambda p, src=path: verify(src, p, [rec], device, matrix=args.matrix,
+                                           gallery=gallery,
+                                           target=args.target if args.goal == "impersonate" else None))
             written = export_photo(result.protected, args.output, source=path, report=report,
                                    options=options, icc_profile=image.icc_profile, verify=verifier)
             entry.update(output=str(written.image), report=str(written.report), success=result.success,
@@ -121,9 +134,16 @@ def run(args: argparse.Namespace) -> int:
                 import json
 
                 ver = json.loads(written.report.read_text())["verification"]
-                entry["verified"] = ver["protected_ok"]
-                ok = ok and ver["protected_ok"]
-                lines += ["  verify " + s for s in summarise(ver)] + [f"  note: {n}" for n in ver["notes"]]
+                entry["verified"] = ver["protected"]
+                entry["matrix"] = ver["matrix"]
+                entry["matrix_summary"] = ver["summary"]
+                ok = ok and ver["protected"]
+                cells = len(ver["matrix"])
+                failed = sum(not e["passed"] for e in ver["matrix"])
+                lines += ["  " + s for s in summarise(ver)] + [f"  note: {n}" for n in ver["notes"]]
+                lines.append(f"  threat matrix ({ver['size']}): "
+                             + ("passed in every cell" if ver["protected"]
+                                else f"{failed} of {cells} cells fail: NOT protected"))
             failures += not ok
             if not args.json:
                 print(f"{path} → {written.image}")

@@ -514,7 +514,12 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     Returns:
         Flattened rows.
     """
-    photo = flatten({k: v for k, v in report.items() if k != "faces"})
+    ver = report.get("verification")
+    bulky = ("matrix", "summary", "faces", "axes", "recognisers", "unmatched")
+    photo = flatten({k: v for k, v in report.items() if k not in ("faces", "verification")})
+    if isinstance(ver, Mapping):  # the threat matrix: its verdicts here, its cells in the JSON
+        photo.update(flatten({k: v for k, v in ver.items() if k not in bulky}, "verification"))
+        photo["verification.cells"] = len(ver.get("matrix") or [])
     faces = report.get("faces") or []
     if not faces:
         return [photo]
@@ -524,6 +529,16 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         row = dict(photo)
         row["face.index"] = i
         row.update(flatten(face, "face"))
+        if isinstance(ver, Mapping):
+            for s in ver.get("summary") or []:
+                if s.get("face") == i:
+                    w = s["worst"]
+                    pre = f"face.matrix.{s['recogniser']}"
+                    row[f"{pre}.protected"] = s["protected"]
+                    row[f"{pre}.share"] = s["share"]
+                    row[f"{pre}.worst_cell"] = " ".join(
+                        str(w[k]) for k in ("detector", "crop", "resize", "encoding", "reference"))
+                    row[f"{pre}.worst_similarity"] = w.get("similarity")
         rows.append(row)
     return rows
 

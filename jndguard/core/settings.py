@@ -21,6 +21,8 @@ import enum
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
+from jndguard.core.defaults import DEVICE_CHOICES
+
 # --- choices ----------------------------------------------------------------------------------
 
 #: Old or alternative spellings of choice values: enum class name → {alias: value}.
@@ -126,7 +128,7 @@ class ExportFormat(Choice):
 
 add_alias(ExportFormat, "jpg", "jpeg")
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = DEVICE_CHOICES  # one list (jndguard.core.defaults)
 
 # --- sub-configs ------------------------------------------------------------------------------
 

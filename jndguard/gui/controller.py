@@ -113,6 +113,7 @@ class Controller(QObject):
         self.display: DisplayOptions = self.store.display_options()
         self.verify_after_run: bool = self.store.verify_after_run
         self.use_dlib: bool = self.store.use_dlib
+        self.gallery_folder: str = self.store.gallery_folder
         self.verify_exports: bool = self.store.verify_exports
         self.model_status: tasks.ModelStatus | None = None
         self.current_id: int | None = None
@@ -550,6 +551,7 @@ class Controller(QObject):
             verify=self.verify_after_run,
             use_dlib=self.use_dlib,
             amplification=self.display.amplification,
+            gallery=self.gallery_folder or None,
         )
         worker.signals.yielded.connect(self._on_run_event)
         worker.signals.returned.connect(self._on_run_returned)
@@ -697,7 +699,8 @@ class Controller(QObject):
             jobs.append(tasks.ExportJob(it.id, it.path, mr.result, mr.verification, icc))
         self.store.export_folder = str(out_dir)
         worker = GeneratorWorker(
-            tasks.export_run, jobs, Path(out_dir), options, self.verify_exports, self.use_dlib, pass_stop=True
+            tasks.export_run, jobs, Path(out_dir), options, self.verify_exports, self.use_dlib,
+            pass_stop=True, gallery=self.gallery_folder or None
         )
         worker.signals.yielded.connect(self._on_export_event)
         worker.signals.returned.connect(self.exportFinished.emit)

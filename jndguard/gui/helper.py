@@ -102,6 +102,8 @@ def _serve(conn, cancelled_upto) -> None:
                     rec.device,
                     use_dlib=args.get("use_dlib", True),
                     target=args.get("target"),
+                    matrix=args.get("matrix", "quick"),
+                    gallery=_gallery(args.get("gallery")),
                 )
                 send(("result", out))
             elif kind == "grad_cam":
@@ -262,6 +264,27 @@ def protect_steps(
     return (yield from helper().request("protect", args, stop))
 
 
+_GALLERIES: dict = {}
+
+
+def _gallery(folder: str | None):
+    """The gallery folder's photos with their embeddings, cached in the helper process (a
+    changed folder content is read afresh)."""
+    if not folder:
+        return None
+    from pathlib import Path
+
+    from jndguard.core.threat.matrix import ReferencePhotos
+
+    p = Path(folder)
+    key = (str(p), tuple(sorted((q.name, q.stat().st_mtime_ns) for q in p.iterdir()))
+           if p.is_dir() else ())
+    if key not in _GALLERIES:
+        _GALLERIES.clear()
+        _GALLERIES[key] = ReferencePhotos.from_dir(p)
+    return _GALLERIES[key]
+
+
 def verify_file(
     original: str | Path,
     protected: str | Path,
@@ -270,8 +293,12 @@ def verify_file(
     use_dlib: bool = True,
     target: str | None = None,
     stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
+    matrix: str = "quick",
 ) -> dict | None:
-    """``jndguard.core.verify.verify(original, protected, [model])`` in the helper process.
+    """``jndguard.core.verify.verify(original, protected, [model])`` in the helper process:
+    the threat matrix (``matrix`` size) with the user's other photos (``gallery`` folder)
+    as references when given.
 
     Returns:
         The verification report, or None when ``stop`` fired first.
@@ -285,6 +312,8 @@ def verify_file(
         "device": device,
         "use_dlib": use_dlib,
         "target": target,
+        "gallery": str(gallery) if gallery else None,
+        "matrix": matrix,
     }
     try:
         return _drain(helper().request("verify", args, stop))

@@ -258,6 +258,19 @@ class MainWindow(QMainWindow):
             a.setChecked(on)
             a.blockSignals(False)
             p.addAction(a)
+        self.act_gallery = self._action(
+            "My other photos…",
+            self.choose_gallery,
+            tip="A folder of other photos of the same person: the check counts a face as "
+            "recognised when it matches any of them (as a face search engine would)",
+        )
+        self.act_gallery_clear = self._action(
+            "Forget my other photos", lambda: self.set_gallery(""),
+            tip="Check against the original photo only",
+        )
+        p.addAction(self.act_gallery)
+        p.addAction(self.act_gallery_clear)
+        self._show_gallery()
         v = m.addMenu("&View")
         for a in self.pane_actions.values():
             v.addAction(a)
@@ -690,6 +703,25 @@ class MainWindow(QMainWindow):
     def _set_dlib(self, on: bool) -> None:
         self.controller.use_dlib = on
         self.store.use_dlib = on
+
+    def choose_gallery(self) -> None:
+        d = QFileDialog.getExistingDirectory(
+            self, "My other photos (the check matches against every photo in it)",
+            self.controller.gallery_folder or self.store.add_folder)
+        if d:
+            self.set_gallery(d)
+
+    def set_gallery(self, folder: str) -> None:
+        """Remember the "my other photos" folder (empty: none) for the next checks."""
+        self.controller.gallery_folder = folder
+        self.store.gallery_folder = folder
+        self._show_gallery()
+
+    def _show_gallery(self) -> None:
+        folder = self.controller.gallery_folder
+        self.act_gallery.setText(f"My other photos: {Path(folder).name}…" if folder
+                                 else "My other photos…")
+        self.act_gallery_clear.setEnabled(bool(folder))
 
     def _set_faces(self, on: bool) -> None:
         self.views.set_faces_visible(on)

@@ -20,24 +20,14 @@ from jndguard.core.methods import (
     Range,
     paper_defaults,
 )
-from jndguard.core.settings import (
-    DEVICES,
-    FLAT,
-    Choice,
-    Goal,
-    HvsMode,
-    JndColor,
-    JndModel,
-    ProtectionSettings,
-    Variant,
-)
+from jndguard.core.settings import DEVICES, FLAT, Choice, ProtectionSettings
 
 # The choices and ranges below are views of the method registry (jndguard.core.methods).
-GOALS = Goal.choices()
-MODES = HvsMode.choices()
-VARIANTS = Variant.choices()
-JND_MODELS = JndModel.choices()
-JND_COLORS = JndColor.choices()
+GOALS = OPTIONS["goal"].choice_labels()
+MODES = OPTIONS["mode"].choice_labels()
+VARIANTS = OPTIONS["variant"].choice_labels()
+JND_MODELS = OPTIONS["jnd_model"].choice_labels()
+JND_COLORS = OPTIONS["jnd_color"].choice_labels()
 JND_FIELDS = ("jnd_model", "jnd_color", "jnd_strength")
 
 #: Every numeric control of the Advanced section: key → (label, tooltip, range).

@@ -14,7 +14,9 @@ The protection is :func:`jndguard.core.pipeline.protect_steps` with a small iter
 run in the GUI's helper process like the main window's runs (:mod:`jndguard.gui.helper`) and
 turned into live frames by :func:`live_protection` in a
 :class:`~jndguard.gui.workers.GeneratorWorker`: the worker composes the frames (original +
-current perturbation) and the window only shows them.
+current perturbation) and the window only shows them. When the run ends, the gauge shows the
+worst cell of the quick threat matrix (docs/design.md §4: other crop conventions and
+re-encodings), not the optimiser's own crop.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -86,6 +87,7 @@ class LiveUpdate:
     face_index: int = 0
     n_faces: int = 0
     frame: np.ndarray | None = None  # (H, W, 3) uint8: the photo as it is now
+    success: bool | None = None  # stage "matrix": protected in every cell
 
 
 def compose_frame(
@@ -116,6 +118,7 @@ def live_protection(
 
     Returns the pipeline's :class:`~jndguard.core.pipeline.ProtectionResult`.
     """
+    real = steps_fn is None
     if steps_fn is None:
         if recogniser is None:
             from jndguard.gui.helper import protect_steps as steps_fn
@@ -129,7 +132,11 @@ def live_protection(
         try:
             step = next(gen)
         except StopIteration as done:
-            return done.value
+            result = done.value
+            if real and result is not None and result.faces:
+                yield LiveUpdate("verify", "checking how face-search pipelines see it (quick matrix)")
+                yield matrix_update(image.pixels, result, recogniser, settings)
+            return result
         new = None
         if step.preview is not None and step.preview_box is not None:
             frame = compose_frame(image.pixels, frame, step.preview, step.preview_box)
@@ -145,6 +152,41 @@ def live_protection(
             step.n_faces,
             new,
         )
+
+
+def matrix_update(original: np.ndarray, result: Any, recogniser: Any = None,
+                  settings: Any = None) -> LiveUpdate:
+    """The worst cell of the quick threat matrix (docs/design.md §4) as a gauge update:
+    stage ``"matrix"``, the highest similarity of the first recogniser over every crop
+    convention and re-encoding, ``success`` = protected in every cell. Computed here with a
+    loaded ``recogniser``, else in the helper process (on temporary lossless files)."""
+    from jndguard.gui.presenters import worst_cell
+
+    if recogniser is not None:
+        from jndguard.core.threat.matrix import evaluate_matrix
+
+        rep = evaluate_matrix(original, result.protected, faces=result.faces,
+                              recognisers=[recogniser], size="quick").to_dict()
+    else:
+        import tempfile
+
+        from PIL import Image
+
+        from jndguard.gui import helper
+
+        with tempfile.TemporaryDirectory(prefix="jndguard-live-") as tmp:
+            a, b = Path(tmp) / "original.png", Path(tmp) / "protected.png"
+            Image.fromarray(np.ascontiguousarray(original)).save(a)
+            Image.fromarray(np.ascontiguousarray(result.protected)).save(b)
+            rep = helper.verify_file(a, b, getattr(settings, "model", None),
+                                     getattr(settings, "device", "auto"), use_dlib=False) or {}
+    worst = worst_cell(rep)
+    ok = bool(rep.get("protected"))
+    msg = "protected in every cell" if ok else (f"recognised: {worst[2]}" if worst else "recognised")
+    up = LiveUpdate("matrix", msg, None if worst is None else worst[0],
+                    None if worst is None else worst[1])
+    up.success = ok
+    return up
 
 
 def camera_available() -> bool:
@@ -636,6 +678,8 @@ class PresentationWindow(QWidget):
             )
             face = f"face {u.face_index + 1} of {u.n_faces} · " if u.n_faces > 1 else ""
             self.progress_label.setText(f"{face}iteration {u.iteration}")
+        elif u.stage == "matrix":
+            self._matrix = u
         elif u.stage == "load":
             self.progress_label.setText("Loading the face recogniser…")
         elif u.stage in ("detect", "jnd", "verify"):
@@ -651,12 +695,23 @@ class PresentationWindow(QWidget):
         self._protected_qimage = to_qimage(result.protected)
         sims = [f.get("similarity") for f in result.per_face if f.get("similarity") is not None]
         thr = result.model.get("threshold", self._threshold())
-        if sims:
+        matrix, self._matrix = getattr(self, "_matrix", None), None
+        if matrix is not None and matrix.similarity is not None:  # the worst cell, not own crop
+            self._show_similarity(float(matrix.similarity), matrix.threshold)
+        elif sims:
             self._show_similarity(float(max(sims)), thr)
         self.showing = "protected"
         self.stage.set_image(self._protected_qimage, "PROTECTED")
         psnr = result.metrics.get("psnr")
         quality = f" · PSNR {psnr:.1f} dB" if isinstance(psnr, (int, float)) else ""
+        if matrix is not None:
+            self.progress_label.setText(f"Worst of the quick threat matrix: {matrix.message}{quality}")
+            if matrix.success:
+                self._set_verdict("Protected in every crop and re-encoding checked", GOOD)
+            else:
+                self._set_verdict("Still recognised when cropped or re-encoded another way", BAD)
+            self.protectionFinished.emit(result)
+            return
         self.progress_label.setText(f"Checked on the 8-bit result, faces re-detected{quality}")
         if result.success:
             self._set_verdict("Protected: the recogniser no longer matches this face", GOOD)
@@ -784,19 +839,10 @@ def open_presentation(
         recogniser: a loaded recogniser to run with in this process (default: the helper
             process's, shared with the main window).
     """
-    if QApplication.instance() is None:
-        from jndguard.gui.qtapp import create_app
+    from jndguard.gui.qtapp import show_window
 
-        create_app()
-    w = PresentationWindow(parent, settings=settings, recogniser=recogniser)
-    w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    if fullscreen:
-        w.showFullScreen()
-    else:
-        w.resize(1600, 1000)
-        w.show()
-    w.raise_()
-    w.activateWindow()
+    w = show_window(lambda: PresentationWindow(parent, settings=settings, recogniser=recogniser),
+                    fullscreen, (1600, 1000))
     w.setFocus()
     if load_sample:
         w.load_sample()

@@ -192,7 +192,9 @@ def check_cell(c: Mapping[str, Any] | None) -> tuple[str, bool | None]:
 
 
 def verification_rows(results: Sequence[Any]) -> list[Row]:
-    """Rows of the verification of the saved file (one per face, version and recogniser)."""
+    """Rows of the verification of the saved file: the threat-matrix verdict, and per face and
+    recogniser the share of cells passed and the worst cell (older reports: one row per face,
+    version and recogniser)."""
     vers = [r.verification if isinstance(r.verification, Mapping) else None for r in results]
     if not any(vers):
         return []
@@ -200,6 +202,8 @@ def verification_rows(results: Sequence[Any]) -> list[Row]:
     errors = [v.get("error") if v else None for v in vers]
     if any(errors):
         rows.append(Row("Verification", [f"failed: {e}" if e else "" for e in errors]))
+    if any(v and "matrix" in v for v in vers):
+        return rows + _matrix_rows(vers)
     keys: list[tuple[int, str, str]] = []
     recs: set[str] = set()
     for v in vers:
@@ -250,8 +254,169 @@ def verification_rows(results: Sequence[Any]) -> list[Row]:
     return rows
 
 
+def _matrix_rows(vers: list) -> list[Row]:
+    rows = []
+    vals = [None if not v or "matrix" not in v else bool(v.get("protected")) for v in vers]
+
+    def overall(v):
+        if not v or "matrix" not in v:
+            return "—"
+        n = len(v["matrix"])
+        failed = sum(not e["passed"] for e in v["matrix"])
+        what = "impersonates" if v.get("goal") == "impersonate" else "protected"
+        if v.get("errors"):
+            return "face not matched ✗"
+        return f"{what} in all {n} cells ✓" if not failed else f"fails {failed} of {n} cells ✗"
+
+    rows.append(Row("Threat matrix", [overall(v) for v in vers], vals,
+                    "Every recogniser × crop convention × re-encoding × reference (the original "
+                    "and your other photos): protected only when no cell recognises the face"))
+    keys: list[tuple[int, str]] = []
+    for v in vers:
+        for s in (v or {}).get("summary", []) or []:
+            if (s["face"], s["recogniser"]) not in keys:
+                keys.append((s["face"], s["recogniser"]))
+    for face, rec in keys:
+        cells, verdicts = [], []
+        for v in vers:
+            s = next((s for s in (v or {}).get("summary", []) or []
+                      if (s["face"], s["recogniser"]) == (face, rec)), None)
+            if s is None:
+                cells.append("—")
+                verdicts.append(None)
+                continue
+            w = s["worst"]
+            cells.append(f"{100 * s['share']:.0f}% of cells · worst {_worst_text(w)}")
+            verdicts.append(bool(s["protected"]))
+        rows.append(Row(f"Face {face + 1} · {rec}", cells, verdicts,
+                        "Share of matrix cells where the face is not recognised, and the cell "
+                        "closest to (or furthest past) the threshold"))
+    return rows
+
+
+def _worst_text(w: Mapping[str, Any]) -> str:
+    sim = w.get("target_similarity") if w.get("target_similarity") is not None else w.get("similarity")
+    val = "no face" if sim is None else f"{float(sim):.2f}"
+    return f"{val} ({w['crop']} {w['resize']}, {cell_encoding(w['encoding'])}, vs {w['reference']})"
+
+
+def cell_encoding(name: str) -> str:
+    if name == "file":
+        return "saved file"
+    if name.startswith("jpeg"):
+        return f"JPEG q{name[4:]}"
+    if name.startswith("webp"):
+        return f"WebP q{name[4:]}"
+    if "+" in name:
+        edge, _ = name.split("+", 1)
+        return f"{edge} px + JPEG q85"
+    return name
+
+
+CROP_LABELS = {
+    "tight": "tight box", "m10": "box +10 %", "m20": "box +20 %", "m30": "box +30 %",
+    "fnp32": "facenet-pytorch margin 32", "arcface": "ArcFace 5-point", "dlib150": "dlib chip",
+}
+
+
+@dataclass
+class GridCell:
+    text: str
+    ok: bool | None  # None: no face found / no reference
+    tooltip: str
+
+
+@dataclass
+class MatrixGrid:
+    """One face and recogniser of a matrix report: rows detector·crop·resize, columns
+    re-encodings, each cell the worst over the references."""
+
+    title: str
+    rows: list[str]
+    columns: list[str]
+    cells: list[list[GridCell]]
+    protected: bool
+
+
+def matrix_grids(verification: Any) -> list[MatrixGrid]:
+    """The grids of a matrix verification (empty for older reports)."""
+    if not isinstance(verification, Mapping) or "matrix" not in verification:
+        return []
+    axes = verification.get("axes") or {}
+    encs = list(axes.get("encodings", []))
+    impersonate = verification.get("goal") == "impersonate"
+    by: dict[tuple, list] = {}
+    for e in verification["matrix"]:
+        by.setdefault((e["face"], e["recogniser"], e["detector"], e["crop"], e["resize"],
+                       e["encoding"]), []).append(e)
+    grids = []
+    for s in verification.get("summary", []) or []:
+        face, rec = s["face"], s["recogniser"]
+        labels, cells = [], []
+        for det in axes.get("detectors", []):
+            for crop in axes.get("crops", []):
+                for kern in axes.get("kernels", []):
+                    row = [_grid_cell(by.get((face, rec, det, crop, kern, enc), []), impersonate)
+                           for enc in encs]
+                    if all(c is None for c in row):
+                        continue
+                    labels.append(f"{det.upper() if det == 'hog' else 'MTCNN'} · "
+                                  f"{CROP_LABELS.get(crop, crop)} · {kern}")
+                    cells.append([c or GridCell("", None, "") for c in row])
+        title = (f"Face {face + 1} · {rec}: "
+                 + (f"{'impersonates' if impersonate else 'protected'} in every cell" if s["protected"]
+                    else f"{s['cells'] - s['passed']} of {s['cells']} cells fail"))
+        grids.append(MatrixGrid(title, labels, [cell_encoding(x) for x in encs], cells,
+                                bool(s["protected"])))
+    return grids
+
+
+def _grid_cell(es: list, impersonate: bool) -> GridCell | None:
+    if not es:
+        return None
+    ok = all(e["passed"] for e in es)
+    lines = []
+    for e in es:
+        sim = e.get("similarity")
+        line = f"vs {e['reference']}: " + ("no face found" if e["status"] == "no-face" else
+                                            "reference has no face" if sim is None else
+                                            f"{sim:.3f} (τ {e['threshold']:.3f})")
+        if impersonate and e.get("target_similarity") is not None:
+            line += f", target {e['target_similarity']:.3f}"
+        lines.append(line + (" ✓" if e["passed"] else " ✗"))
+    e0 = es[0]
+    head = (f"{e0['recogniser']} · {e0['detector']} · {CROP_LABELS.get(e0['crop'], e0['crop'])} · "
+            f"{e0['resize']} resize · {cell_encoding(e0['encoding'])}")
+    vals = [e.get("target_similarity") if impersonate else e.get("similarity") for e in es]
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return GridCell("no face", None if ok else False, head + "\n" + "\n".join(lines))
+    val = min(vals) if impersonate else max(vals)
+    return GridCell(f"{'✓' if ok else '✗'} {val:.2f}", ok, head + "\n" + "\n".join(lines))
+
+
+def worst_cell(verification: Any, recogniser: str | None = None) -> tuple[float, float, str] | None:
+    """The worst matrix cell of the first (or named) recogniser over every face:
+    ``(similarity, threshold, description)`` — what presentation mode's gauge shows."""
+    if not isinstance(verification, Mapping) or "summary" not in verification:
+        return None
+    summ = [s for s in verification["summary"] if recogniser is None or s["recogniser"] == recogniser]
+    if not summ:
+        return None
+    first = summ[0]["recogniser"]
+    ws = [s["worst"] for s in summ if s["recogniser"] == first and s["worst"].get("similarity") is not None]
+    if not ws:
+        return None
+    w = max(ws, key=lambda w: w["similarity"] - w["threshold"])
+    return float(w["similarity"]), float(w["threshold"]), _worst_text(w)
+
+
 def held_versions(verification: Any, face: int) -> tuple[int, int] | None:
-    """(protected versions, all versions) of a face for the first (white-box) recogniser."""
+    """(cells passed, all cells) of a face for the first (white-box) recogniser (older
+    reports: protected versions, all versions)."""
+    if isinstance(verification, Mapping) and "summary" in verification:
+        mine = [s for s in verification["summary"] if s["face"] == face]
+        return (mine[0]["passed"], mine[0]["cells"]) if mine else None
     if not isinstance(verification, Mapping) or not verification.get("checks"):
         return None
     recs = verification.get("recognisers") or []
@@ -275,8 +440,13 @@ def face_verdicts(mr: Any) -> list[FaceVerdict]:
     out = []
     if not res.faces:
         return [FaceVerdict(0, None, "No face found", "Nothing to protect in this photo")]
+    ver = getattr(mr, "verification", None)
+    matrix = isinstance(ver, Mapping) and "summary" in ver
     for i, pf in enumerate(res.per_face):
         ok = pf.get("success")
+        if matrix:  # the threat matrix decides; the optimiser's own crop is a detail
+            mine = [s for s in ver["summary"] if s["face"] == i]
+            ok = bool(mine) and all(s["protected"] for s in mine) and not ver.get("errors")
         sim, thr = _num(pf.get("similarity")), _num(pf.get("threshold"))
         goal = getattr(res.settings, "goal", "dodge")
         if pf.get("redetected") is False:
@@ -293,8 +463,12 @@ def face_verdicts(mr: Any) -> list[FaceVerdict]:
             title = f"Face {i + 1}: " + ("impersonates ✓" if ok else "not impersonating ✗")
         else:
             title = f"Face {i + 1}: " + ("protected ✓" if ok else "still recognised ✗")
-        held = held_versions(getattr(mr, "verification", None), i) if goal == "dodge" else None
+        if matrix:
+            detail = "own crop: " + detail
+        held = held_versions(ver, i) if goal == "dodge" else None
         if held is not None:
-            detail += f"\nsaved file: protected in {held[0]} of {held[1]} versions (JPEG, resize)"
+            unit = "matrix cells" if "summary" in (getattr(mr, "verification", None) or {}) else \
+                "versions (JPEG, resize)"
+            detail += f"\nsaved file: protected in {held[0]} of {held[1]} {unit}"
         out.append(FaceVerdict(i, None if ok is None else bool(ok), title, detail))
     return out

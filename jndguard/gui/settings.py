@@ -76,6 +76,7 @@ class SettingsStore:
     verify_after_run = _Key("general/verify", True)
     verify_exports = _Key("export/verify", True)
     use_dlib = _Key("general/dlib", True)
+    gallery_folder = _Key("verify/gallery", "")  # "my other photos": the gallery threat
     theme = _Key("view/theme", "system")
     panes = _Key("view/panes", "original,jnd,perturbation,protected")
     show_faces = _Key("view/faces", True)

@@ -570,6 +570,7 @@ def protection_run(
     verify: bool = True,
     use_dlib: bool = True,
     amplification: int = 0,
+    gallery: str | None = None,
     min_interval: float = 0.05,
     preview_interval: float = 0.3,
 ) -> Generator[RunEvent, None, RunSummary]:
@@ -588,6 +589,7 @@ def protection_run(
         verify: check each result on its saved file (``jndguard.core.verify``).
         use_dlib: include dlib's independent recogniser in that check (when installed).
         amplification: perturbation preview factor (0: automatic).
+        gallery: the user's "my other photos" folder (the gallery threat), or None.
     """
     stop = stop or (lambda: False)
     t_run = time.perf_counter()
@@ -645,7 +647,7 @@ def protection_run(
                     bool(result.success),
                 ),
             )
-            verification = verify_result(job.image, result, use_dlib, stop)
+            verification = verify_result(job.image, result, use_dlib, stop, gallery)
             if stop():
                 break
         ok = bool(getattr(result, "success", False))
@@ -729,8 +731,14 @@ def _forward_steps(
         gen.close()
 
 
+def _target(settings: Any) -> str | None:
+    """The identity to verify impersonation of (None when dodging)."""
+    return settings.target if getattr(settings, "goal", "dodge") == "impersonate" else None
+
+
 def verify_result(
-    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None
+    image: Any, result: Any, use_dlib: bool = True, stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> dict | None:
     """Verification of a result on its saved 8-bit file (None when unavailable or stopped).
 
@@ -747,7 +755,8 @@ def verify_result(
     try:
         with tempfile.TemporaryDirectory(prefix="jndguard-verify-") as tmp:
             out = export_image(np.asarray(result.protected), tmp, source=image.path)
-            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, s.target, stop)
+            return helper.verify_file(image.path, out, s.model, s.device, use_dlib, _target(s), stop,
+                                      gallery=gallery)
     except Exception as exc:
         logger.exception("verification failed")
         return {"error": _short_reason(exc)}
@@ -801,6 +810,7 @@ def export_run(
     verify: bool = True,
     use_dlib: bool = True,
     stop: Callable[[], bool] | None = None,
+    gallery: str | None = None,
 ) -> Generator[ExportEvent, None, ExportSummary]:
     """Export each protected photo with its JSON report and the batch CSV summary.
 
@@ -821,7 +831,8 @@ def export_run(
 
             def check(path, src=job.source, s=s):
                 try:
-                    return helper.verify_file(src, path, s.model, s.device, use_dlib, s.target)
+                    return helper.verify_file(src, path, s.model, s.device, use_dlib, _target(s),
+                                              gallery=gallery)
                 except Exception as exc:  # the photo is still exported; the report says why
                     logger.exception("verification of %s failed", path)
                     return {"error": f"verification failed: {_short_reason(exc)}"}

@@ -15,9 +15,11 @@ from jndguard.core.research.figure import RED, comparison_figure, detail_box, wi
 
 ROWS = [
     {"photo": "a.jpg", "success": True, "psnr": 40.0, "ssim": 0.99, "iterations": 10,
-     "seconds": 2.0, "over_jnd": 0.0, "jpeg75": False, "resize1080": True},
+     "seconds": 2.0, "over_jnd": 0.0, "matrix_protected": False, "matrix_share": 0.5,
+     "failed_cells": ["f mtcnn m20 aa file original", "f mtcnn m30 aa file original"]},
     {"photo": "b.jpg", "success": False, "psnr": 42.0, "ssim": 0.97, "iterations": 30,
-     "seconds": 4.0, "over_jnd": 0.1, "jpeg75": False, "resize1080": False},
+     "seconds": 4.0, "over_jnd": 0.1, "matrix_protected": False, "matrix_share": 0.25,
+     "failed_cells": ["f mtcnn m20 aa file original"]},
 ]
 
 
@@ -31,33 +33,41 @@ def _results():
 
 def test_summary_matches_benchmark_format():
     s = C.summarise({}, ROWS)
-    assert s["n"] == 2 and s["success"] == 0.5 and s["jpeg75"] == 0.0 and s["resize1080"] == 0.5
+    assert s["n"] == 2 and s["success"] == 0.5 and s["matrix_protected"] == 0.0
+    assert s["matrix_share"] == 0.375
+    assert s["worst_cells"] == [("f mtcnn m20 aa file original", 2), ("f mtcnn m30 aa file original", 1)]
     assert s["psnr"] == "41.00±1.00" and s["ssim"] == "0.9800±0.0100"
     assert s["median_iterations"] == 20 and s["seconds_per_face"] == 3.0
 
 
 def test_markdown_golden():
     assert C.to_markdown(_results()) == (
-        "| Method | Faces | Success | JPEG q75 | 1080 px | PSNR (dB) | SSIM | Iterations | s/face |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| hvs-jnd | 2 | 50% | 0% | 50% | 41.00±1.00 | 0.9800±0.0100 | 20 | 3.0 |\n"
-        "| L1_ori | 0 | – | – | – | – | – | – | – |\n")
+        "| Method | Faces | Protected (every cell) | Mean share of cells | Own crop | PSNR (dB) | SSIM"
+        " | Iterations | s/face | Cells failed most often |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| hvs-jnd | 2 | 0% | 37.5% | 50% | 41.00±1.00 | 0.9800±0.0100 | 20 | 3.0 | f mtcnn m20 aa file"
+        " original (2/2); f mtcnn m30 aa file original (1/2) |\n"
+        "| L1_ori | 0 | – | – | – | – | – | – | – | – |\n")
 
 
 def test_csv_golden():
     assert C.to_csv(_results()) == (
-        "Method,Faces,Success,JPEG q75,1080 px,PSNR (dB),SSIM,Iterations,s/face\n"
-        "hvs-jnd,2,50%,0%,50%,41.00±1.00,0.9800±0.0100,20,3.0\n"
-        "L1_ori,0,–,–,–,–,–,–,–\n")
+        "Method,Faces,Protected (every cell),Mean share of cells,Own crop,PSNR (dB),SSIM,Iterations,"
+        "s/face,Cells failed most often\n"
+        "hvs-jnd,2,0%,37.5%,50%,41.00±1.00,0.9800±0.0100,20,3.0,f mtcnn m20 aa file original (2/2); "
+        "f mtcnn m30 aa file original (1/2)\n"
+        "L1_ori,0,–,–,–,–,–,–,–,–\n")
 
 
 def test_latex_golden():
     assert C.to_latex(_results()) == (
-        "\\begin{tabular}{lrrrrrrrr}\n\\toprule\n"
-        "Method & Faces & Success & JPEG q75 & 1080 px & PSNR (dB) & SSIM & Iterations & s/face \\\\\n"
+        "\\begin{tabular}{lrrrrrrrrr}\n\\toprule\n"
+        "Method & Faces & Protected (every cell) & Mean share of cells & Own crop & PSNR (dB) & SSIM"
+        " & Iterations & s/face & Cells failed most often \\\\\n"
         "\\midrule\n"
-        "hvs-jnd & 2 & 50\\% & 0\\% & 50\\% & 41.00$\\pm$1.00 & 0.9800$\\pm$0.0100 & 20 & 3.0 \\\\\n"
-        "L1\\_ori & 0 & -- & -- & -- & -- & -- & -- & -- \\\\\n"
+        "hvs-jnd & 2 & 0\\% & 37.5\\% & 50\\% & 41.00$\\pm$1.00 & 0.9800$\\pm$0.0100 & 20 & 3.0 & "
+        "f mtcnn m20 aa file original (2/2); f mtcnn m30 aa file original (1/2) \\\\\n"
+        "L1\\_ori & 0 & -- & -- & -- & -- & -- & -- & -- & -- \\\\\n"
         "\\bottomrule\n\\end{tabular}\n")
 
 
@@ -142,8 +152,8 @@ def _run(entries, photos, outdir, protect_fn):
     return res, steps
 
 
-def _strip_seconds(text):
-    return "\n".join(line.rsplit("|", 2)[0] for line in text.splitlines())
+def _strip_seconds(text):  # the s/face column and the (empty) cells column after it
+    return "\n".join(line.rsplit("|", 3)[0] for line in text.splitlines())
 
 
 def test_resume_after_interruption(tmp_path, photos):
@@ -212,10 +222,13 @@ def test_real_compare_bim(tmp_path, recogniser, celeb_dir, one_torch_thread):
     entries = C.method_entries(["bim"], max_iterations=2)
     from jndguard.core.progress import drive
 
-    res = drive(C.compare_steps(entries, [photo], recogniser, tmp_path, reencode=True))
+    res = drive(C.compare_steps(entries, [photo], recogniser, tmp_path, reencode=True,
+                                matrix="quick"))
     r = res[0]
     assert r["n"] == 1 and r["faces"][0]["iterations"] <= 2
-    assert r["jpeg75"] is not None and r["resize1080"] is not None
+    f = r["faces"][0]
+    assert f["matrix_size"] == "quick" and f["matrix_cells"] > 0 and 0 <= f["matrix_share"] <= 1
+    assert r["matrix_protected"] is not None
     assert 25 < r["faces"][0]["psnr"] < 60
     paths = C.write_tables(res, tmp_path)
     assert paths["md"].read_text().splitlines()[2].startswith("| bim | 1 |")

@@ -122,3 +122,43 @@ def test_metric_rows_compare_methods_and_verdicts():
     assert v.protected and "0.100 < τ 0.250" in v.detail and "2 of 2 versions" in v.detail
     (v,) = presenters.face_verdicts(b)
     assert v.protected is False and "still recognised" in v.title
+
+
+def _matrix_verification(sims: dict[str, float]) -> dict:
+    """A threat-matrix report built by the matrix's own summary code from given cells."""
+    from jndguard.core.threat.matrix import MatrixEntry, MatrixReport, summarise
+
+    entries = []
+    for crop, sim in sims.items():
+        for enc in ("file", "jpeg75"):
+            for ref in ("original", "gallery"):
+                s = sim + (0.05 if enc == "jpeg75" else 0.0)
+                entries.append(MatrixEntry(0, "facenet", "mtcnn", crop, "aa", enc, ref, s, 0.25,
+                                           s >= 0.25, "ok", s < 0.25))
+    rep = MatrixReport("quick", "dodge", None, [{}], [{"name": "facenet"}], entries,
+                       summarise(entries, 1, ["facenet"], "dodge"),
+                       protected=all(e.passed for e in entries),
+                       axes={"detectors": ["mtcnn"], "crops": list(sims), "kernels": ["aa"],
+                             "encodings": ["file", "jpeg75"], "references": ["original", "gallery"]})
+    return rep.to_dict()
+
+
+def test_matrix_rows_grid_and_worst_cell():
+    a = _result("hvs-jnd", True, 0.1)
+    a.verification = _matrix_verification({"tight": 0.1, "m20": 0.6})
+    rows = {r.label: r for r in presenters.metric_rows([a])}
+    assert rows["Threat matrix"].cells == ["fails 4 of 8 cells ✗"]
+    assert rows["Threat matrix"].verdicts == [False]
+    assert rows["Face 1 · facenet"].cells[0].startswith("50% of cells · worst 0.65 (m20 aa, JPEG q75")
+    (v,) = presenters.face_verdicts(a)  # the matrix decides the badge, not the own crop
+    assert v.protected is False and "4 of 8 matrix cells" in v.detail
+    (g,) = presenters.matrix_grids(a.verification)
+    assert g.columns == ["saved file", "JPEG q75"] and len(g.rows) == 2
+    assert [c.ok for c in g.cells[0]] == [True, True] and [c.ok for c in g.cells[1]] == [False, False]
+    assert g.cells[1][1].text == "✗ 0.65" and "vs gallery: 0.650" in g.cells[1][1].tooltip
+    sim, thr, text = presenters.worst_cell(a.verification)
+    assert sim == 0.65 and thr == 0.25 and "m20" in text
+    ok = _result("hvs-jnd", True, 0.1)
+    ok.verification = _matrix_verification({"tight": 0.1})
+    assert presenters.metric_rows([ok])[-1].label  # renders
+    assert {r.label: r for r in presenters.metric_rows([ok])}["Threat matrix"].verdicts == [True]

@@ -1,9 +1,12 @@
 """Compare protection methods on the same faces with the same recogniser (docs/design.md §8).
 
-One (method, photo) evaluation is :func:`evaluate_photo`; :func:`summarise` turns the per-face
-rows of one configuration into the figures of the papers' Table 1 (success on the exported
-file, after JPEG q75 and after a 1080 px resize; PSNR and SSIM mean±sd; iterations; seconds per
-face). :func:`compare_steps` runs every configuration on every photo, appending each finished
+One (method, photo) evaluation is :func:`evaluate_photo`: protect, export, and judge the
+exported file in the full threat matrix with the gallery threat (docs/design.md §4, §8: the
+references are the original and the person's train photos of the 5-celebrity set).
+:func:`summarise` turns the per-face rows of one configuration into the table: share of faces
+protected in every cell, mean share of cells passed, the cells failed most often, the
+optimiser's own tight-crop check, PSNR and SSIM mean±sd, iterations, seconds per face.
+:func:`compare_steps` runs every configuration on every photo, appending each finished
 row to ``results.jsonl`` so that an interrupted run resumes where it stopped. The table writers
 (Markdown, CSV, LaTeX) and the benchmark ``jndguard bench protection`` share this code.
 """
@@ -44,32 +47,74 @@ def resolve_config(config: dict, photo: Path) -> dict:
     return cfg
 
 
+def person_gallery(photo: Path, home: Path | None = None):
+    """The gallery threat's references for a 5-celebrity photo: the same person's train photos
+    (never the photo itself); None for other photos."""
+    from jndguard.core.models.store import dataset_dir
+    from jndguard.core.threat.matrix import ReferencePhotos
+
+    try:
+        folder = dataset_dir(home) / "train" / Path(photo).parent.name
+    except Exception:  # no model store: no gallery
+        return None
+    if not folder.is_dir():
+        return None
+    return ReferencePhotos.from_dir(folder, exclude=[photo])
+
+
+def cell_key(e: dict) -> str:
+    """A readable name of a matrix cell (without the face)."""
+    return " ".join(str(e[k]) for k in ("recogniser", "detector", "crop", "resize", "encoding",
+                                        "reference"))
+
+
+def matrix_row(report: dict, face: int = 0) -> dict:
+    """The figures of one face in a matrix report: protected in every cell, share passed (all
+    recognisers, and per recogniser), the failed cells and the worst cell per recogniser."""
+    mine = [e for e in report["matrix"] if e["face"] == face]
+    per = {s["recogniser"]: s for s in report["summary"] if s["face"] == face}
+    return {
+        "matrix_size": report["size"],
+        "matrix_protected": bool(mine) and not report["errors"] and all(e["passed"] for e in mine),
+        "matrix_share": sum(e["passed"] for e in mine) / len(mine) if mine else 0.0,
+        "matrix_by_recogniser": {r: s["share"] for r, s in per.items()},
+        "matrix_worst": {r: s["worst"] for r, s in per.items()},
+        "failed_cells": [cell_key(e) for e in mine if not e["passed"]],
+        "matrix_cells": len(mine),
+    }
+
+
 def evaluate_photo(config: dict, photo: Path, rec, reencode: bool, tmp: str | Path,
-                   protect_fn: Callable | None = None, save_to: Path | None = None) -> dict | None:
+                   protect_fn: Callable | None = None, save_to: Path | None = None,
+                   matrix: str = "full", galleries: dict | None = None,
+                   recognisers: list | None = None) -> dict | None:
     """Protect one photo with one configuration; its row (None when no face was found).
 
     Args:
         config: ProtectionSettings fields (``target`` may be ``"auto"``).
         photo: the photo.
         rec: the loaded recogniser (the same for every method).
-        reencode: also judge after JPEG q75 and a 1080 px resize (exported PNG re-loaded).
+        reencode: judge the exported PNG (re-loaded) in the threat matrix.
         tmp: scratch folder for the exported file.
         protect_fn: ``protect(image, settings, recogniser) -> ProtectionResult`` (tests inject
             a stub; default :func:`jndguard.core.pipeline.protect`).
         save_to: also save the protected photo as this PNG (for figures).
+        matrix: matrix size (``full`` for the benchmark protocol).
+        galleries: cache of :func:`person_gallery` by person (embedded once per run).
+        recognisers: the matrix's recognisers (default ``rec`` plus dlib's ResNet).
 
     Returns:
-        ``{photo, success, psnr, ssim, iterations, seconds, over_jnd[, jpeg75, resize1080]}``
-        plus ``box`` (the first face) when ``save_to`` is given.
+        ``{photo, success, psnr, ssim, iterations, seconds, over_jnd}`` plus, when judged,
+        the :func:`matrix_row` figures of the first face, and ``box`` when ``save_to`` is given.
     """
-    from jndguard.core.export import ExportOptions, export_image
     from jndguard.core.imageio import load_image
     from jndguard.core.pipeline import ProtectionSettings, protect
 
     protect_fn = protect_fn or protect
     settings = ProtectionSettings(**resolve_config(config, photo))
     t = time.perf_counter()
-    res = protect_fn(load_image(photo), settings, rec)
+    image = load_image(photo)
+    res = protect_fn(image, settings, rec)
     secs = time.perf_counter() - t
     if not res.per_face:
         return None
@@ -78,14 +123,8 @@ def evaluate_photo(config: dict, photo: Path, rec, reencode: bool, tmp: str | Pa
            "iterations": f["iterations"], "seconds": secs,
            "over_jnd": (f["quality"].get("jnd") or {}).get("over_fraction")}
     if reencode:
-        from jndguard.core.verify import verify
-
-        out = export_image(res.protected, tmp, source=photo, options=ExportOptions())
-        ver = verify(photo, out, [rec], rec.device, jpeg_qualities=(75,), use_dlib=False)
-        for c in ver["checks"]:
-            if c["face"] == 0 and c["variant"] in ("jpeg75", "resize1080"):
-                row[c["variant"]] = not c["same_person"]
-        out.unlink()
+        row.update(judge(photo, image.pixels, res.protected, rec, tmp, settings, matrix, galleries,
+                         recognisers))
     if save_to is not None:
         from PIL import Image
 
@@ -95,17 +134,55 @@ def evaluate_photo(config: dict, photo: Path, rec, reencode: bool, tmp: str | Pa
     return row
 
 
+def judge(photo: Path, original: np.ndarray, protected: np.ndarray, rec, tmp: str | Path,
+          settings=None, matrix: str = "full", galleries: dict | None = None,
+          recognisers: list | None = None) -> dict:
+    """The matrix figures of a protected photo, judged on its exported (re-loaded) PNG."""
+    from jndguard.core.export import ExportOptions, export_image
+    from jndguard.core.imageio import load_image
+    from jndguard.core.threat.matrix import ThreatMatrix
+    from jndguard.core.threat.recognisers import default_recognisers
+    from jndguard.core.verify import target_photos
+
+    person = Path(photo).parent.name
+    galleries = {} if galleries is None else galleries
+    if person not in galleries:
+        galleries[person] = person_gallery(photo, getattr(rec, "home", None))
+    if recognisers is None:
+        recognisers, _ = default_recognisers([rec])
+    target = None
+    if settings is not None and settings.goal == "impersonate":
+        target = target_photos(settings.target, getattr(rec, "home", None))
+    out = export_image(protected, tmp, source=photo, options=ExportOptions())
+    try:
+        pixels = load_image(out).pixels
+    finally:
+        out.unlink()
+    tm = ThreatMatrix(original, recognisers=recognisers, size=matrix, gallery=galleries[person],
+                      target=target)
+    return matrix_row(tm.evaluate(pixels).to_dict())
+
+
 def summarise(config: dict, faces: list[dict]) -> dict:
-    """The Table 1 figures of one configuration from its per-face rows."""
+    """The table figures of one configuration from its per-face rows (threat-matrix figures
+    over the faces judged in the matrix)."""
     n = len(faces)
 
     def rate(key):
         vals = [r[key] for r in faces if key in r]
         return sum(vals) / len(vals) if vals else None
 
+    failed: dict[str, int] = {}
+    for r in faces:
+        for c in r.get("failed_cells", []):
+            failed[c] = failed.get(c, 0) + 1
+    judged = [r for r in faces if "matrix_share" in r]
     return {
         "config": config, "faces": faces, "n": n,
-        "success": rate("success"), "jpeg75": rate("jpeg75"), "resize1080": rate("resize1080"),
+        "success": rate("success"), "matrix_protected": rate("matrix_protected"),
+        "matrix_share": rate("matrix_share"),
+        "worst_cells": sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))[:3],
+        "matrix_faces": len(judged),
         "psnr": mean_sd(r["psnr"] for r in faces), "ssim": mean_sd((r["ssim"] for r in faces), 4),
         "median_iterations": statistics.median(r["iterations"] for r in faces) if n else None,
         "seconds_per_face": statistics.mean(r["seconds"] for r in faces) if n else None,
@@ -114,12 +191,15 @@ def summarise(config: dict, faces: list[dict]) -> dict:
 
 
 def evaluate(config: dict, photos: list[Path], rec, reencode: bool,
-             protect_fn: Callable | None = None) -> dict:
+             protect_fn: Callable | None = None, matrix: str = "full",
+             galleries: dict | None = None) -> dict:
     """Run one configuration on the photos; per-face rows and the summary."""
     faces = []
+    galleries = {} if galleries is None else galleries
     with tempfile.TemporaryDirectory() as tmp:
         for p in photos:
-            row = evaluate_photo(config, p, rec, reencode, tmp, protect_fn)
+            row = evaluate_photo(config, p, rec, reencode, tmp, protect_fn, matrix=matrix,
+                                 galleries=galleries)
             if row is not None:
                 faces.append(row)
     return summarise(config, faces)
@@ -210,12 +290,14 @@ class CompareStep:
 
 def compare_steps(entries: list[Entry], photos: list[Path], rec, outdir: str | Path,
                   reencode: bool = True, protect_fn: Callable | None = None,
-                  ) -> Generator[CompareStep, None, list[dict]]:
+                  matrix: str = "full") -> Generator[CompareStep, None, list[dict]]:
     """Evaluate every entry on every photo, resumably; returns one summary per entry.
 
     Each finished (entry, photo) is appended to ``OUTDIR/results.jsonl`` at once, and a rerun
     skips what is recorded there. The protected photos are kept under ``OUTDIR/images/`` for
-    :func:`jndguard.core.research.figure.comparison_figure`.
+    :func:`jndguard.core.research.figure.comparison_figure`. With ``reencode``, a recorded row
+    that was not judged in the threat matrix is judged now from its saved image (no new
+    protection run).
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -223,16 +305,33 @@ def compare_steps(entries: list[Entry], photos: list[Path], rec, outdir: str | P
     done = load_results(path)
     total = len(entries) * len(photos)
     n = 0
+    galleries: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for e in entries:
             for p in photos:
                 key = result_key(e, p)
                 n += 1
+                img = outdir / "images" / _safe(e.label) / f"{p.stem}.png"
                 if key in done:
+                    old = done[key]
+                    row = old.get("row")
+                    if (reencode and row is not None and "matrix_share" not in row
+                            and (outdir / (old.get("image") or "")).is_file()):
+                        from jndguard.core.imageio import load_image
+                        from jndguard.core.pipeline import ProtectionSettings
+
+                        row.update(judge(p, load_image(p).pixels,
+                                         load_image(outdir / old["image"]).pixels, rec, tmp,
+                                         ProtectionSettings(**resolve_config(e.config, p)),
+                                         matrix, galleries))
+                        with path.open("a", encoding="utf-8") as fh:
+                            fh.write(json.dumps(old, sort_keys=True) + "\n")
+                        yield CompareStep(n, total, e.label, p.name, False)
+                        continue
                     yield CompareStep(n, total, e.label, p.name, True)
                     continue
-                img = outdir / "images" / _safe(e.label) / f"{p.stem}.png"
-                row = evaluate_photo(e.config, p, rec, reencode, tmp, protect_fn, save_to=img)
+                row = evaluate_photo(e.config, p, rec, reencode, tmp, protect_fn, save_to=img,
+                                     matrix=matrix, galleries=galleries)
                 rec_ = {"label": e.label, "config": e.config, "photo": str(p),
                         "row": row, "image": str(img.relative_to(outdir)) if row else None}
                 with path.open("a", encoding="utf-8") as fh:
@@ -260,25 +359,36 @@ def _safe(label: str) -> str:
 
 # --------------------------------------------------------------------------- tables
 
-COLUMNS = ["Method", "Faces", "Success", "JPEG q75", "1080 px", "PSNR (dB)", "SSIM",
-           "Iterations", "s/face"]
+COLUMNS = ["Method", "Faces", "Protected (every cell)", "Mean share of cells", "Own crop",
+           "PSNR (dB)", "SSIM", "Iterations", "s/face", "Cells failed most often"]
 
 
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
+def _share(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
 def table_rows(results: list[dict]) -> list[list[str]]:
-    """Table 1 cells (strings) per summary (SSIM with four decimals: 0.99±0.00 says little)."""
+    """Table cells (strings) per summary: the threat-matrix figures (share of faces protected
+    in every cell, mean share of cells passed, the cells failed on most faces), the optimiser's
+    own tight-crop check, PSNR and SSIM (four decimals: 0.99±0.00 says little), iterations and
+    seconds per face."""
     rows = []
     for r in results:
         it = r["median_iterations"]
         sec = r["seconds_per_face"]
+        worst = "; ".join(f"{c} ({k}/{r.get('matrix_faces', r['n'])})"
+                          for c, k in r.get("worst_cells") or [])
         rows.append([r.get("label") or r["config"].get("method", "?"), str(r["n"]),
-                     _pct(r["success"]), _pct(r["jpeg75"]), _pct(r["resize1080"]),
+                     _pct(r.get("matrix_protected")), _share(r.get("matrix_share")),
+                     _pct(r["success"]),
                      mean_sd((f["psnr"] for f in r["faces"]), 2),
                      mean_sd((f["ssim"] for f in r["faces"]), 4),
-                     "–" if it is None else f"{it:g}", "–" if sec is None else f"{sec:.1f}"])
+                     "–" if it is None else f"{it:g}", "–" if sec is None else f"{sec:.1f}",
+                     worst or "–"])
     return rows
 
 

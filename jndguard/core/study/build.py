@@ -1,11 +1,7 @@
-"""Building a study from folders of outputs, and generating the outputs with the pipeline.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""Building a study from folders of outputs, and generating the outputs with the pipeline."""
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 from collections import defaultdict
@@ -16,11 +12,6 @@ from typing import Any
 
 from jndguard.core.photos import is_photo
 from jndguard.core.study.manifest import METHOD_RE, Study, StudyError, StudyImage, StudySettings, Trial
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- building
-
 
 
 def natural_key(text: str) -> tuple:

@@ -1,7 +1,4 @@
-"""The study manifest (``study.json``): settings, photos, trials; load and save.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""The study manifest (``study.json``): settings, photos, trials; load and save."""
 
 from __future__ import annotations
 
@@ -51,9 +48,6 @@ REJECT_BALANCE = 0.3
 
 class StudyError(JNDGuardError):
     """A study manifest, session or results file is missing, malformed or inconsistent."""
-
-
-# --------------------------------------------------------------------------- manifest
 
 
 @dataclass(frozen=True)

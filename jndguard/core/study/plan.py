@@ -1,12 +1,8 @@
-"""Per-participant plans: balanced sides, spread repeats, a seed per participant.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""Per-participant plans: balanced sides, spread repeats, a seed per participant."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from jndguard.core.study.manifest import LEFT, PARTICIPANT_RE, RIGHT, TEST, TRAINING, Study, StudyError, Trial
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- plans
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,55 @@ class VerdictBadge(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
 
 
+class MatrixGridView(QTableWidget):
+    """The threat matrix of the shown result as coloured cells (green: not recognised, red:
+    recognised, grey: no face found), a tooltip per cell with every reference's similarity.
+    One block per face and recogniser: a title row, then rows detector · crop · resize and
+    columns re-encodings."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 1, parent)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.grids: list[presenters.MatrixGrid] = []
+
+    def show_grids(self, grids: list[presenters.MatrixGrid]) -> None:
+        self.grids = grids
+        self.clearContents()
+        cols = max((len(g.columns) for g in grids), default=1)
+        n = sum(1 + len(g.rows) for g in grids)
+        self.setColumnCount(cols)
+        self.setRowCount(n)
+        self.setHorizontalHeaderLabels(grids[0].columns if grids else ["—"])
+        labels: list[str] = []
+        bold = QFont()
+        bold.setBold(True)
+        white = QBrush(QColor(255, 255, 255))
+        r = 0
+        for g in grids:
+            self.setSpan(r, 0, 1, cols)
+            head = QTableWidgetItem(g.title)
+            head.setFont(bold)
+            head.setForeground(QBrush(GOOD if g.protected else BAD))
+            self.setItem(r, 0, head)
+            labels.append("")
+            r += 1
+            for label, row in zip(g.rows, g.cells):
+                labels.append(label)
+                for j, c in enumerate(row):
+                    item = QTableWidgetItem(c.text)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    colour = UNKNOWN if c.ok is None else (GOOD if c.ok else BAD)
+                    item.setBackground(QBrush(colour))
+                    item.setForeground(white)
+                    item.setToolTip(c.tooltip)
+                    self.setItem(r, j, item)
+                r += 1
+        self.setVerticalHeaderLabels(labels)
+
+
 class ResultsPanel(QWidget):
     """Verdict badges, the metrics table, and which result the views show."""
 
@@ -79,14 +128,20 @@ class ResultsPanel(QWidget):
         lay.addLayout(self.badges)
         self.placeholder = QLabel(
             "Protect the photo to see its PSNR, SSIM, MS-SSIM, share over the JND "
-            "map, similarity and verdict per recogniser, and the checks after "
-            "JPEG and resizing."
+            "map, similarity and verdict per recogniser, and the threat matrix of the "
+            "saved file (crop conventions × re-encodings × your photos)."
         )
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         lay.addWidget(self.placeholder, 1)
         lay.addWidget(self.table, 1)
+        self.grid_label = QLabel(
+            "<b>Threat matrix of the saved file</b> — how real face-search pipelines see it "
+            "(hover a cell for its similarities)")
+        self.grid = MatrixGridView()
+        lay.addWidget(self.grid_label)
+        lay.addWidget(self.grid, 1)
         self._updating = False
         self._shown_key: tuple | None = ()
         self._last: tuple | None = None
@@ -143,6 +198,10 @@ class ResultsPanel(QWidget):
         self.badges.addStretch(1)
         self.placeholder.setVisible(not results)
         self.table.setVisible(bool(results))
+        grids = presenters.matrix_grids(getattr(shown, "verification", None))
+        self.grid.show_grids(grids)
+        self.grid.setVisible(bool(grids))
+        self.grid_label.setVisible(bool(grids))
         rows = presenters.metric_rows(results)
         table = self.table
         table.clearContents()

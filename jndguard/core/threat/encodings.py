@@ -1,0 +1,67 @@
+"""What a photo site does to a posted photo before anyone searches it (docs/design.md §4).
+
+Re-encodings of the threat matrix, each applied to the exported file's pixels with Pillow:
+
+- ``file``: the exported file as it is;
+- ``jpeg95``, ``jpeg85``, ``jpeg75``, ``jpeg60``: JPEG at that quality, 4:2:0 chroma
+  subsampling (what sites serve);
+- ``webp80``: lossy WebP at quality 80;
+- ``1080+jpeg85``, ``720+jpeg85``: the long edge reduced to 1080 / 720 px (Lanczos; photos
+  already smaller are not enlarged), then JPEG q85 — the usual upload pipeline.
+
+:func:`reencode` returns the decoded pixels and the scale of the variant relative to the
+input per axis (1.0 unless downscaled), which maps boxes between them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+ENCODINGS: tuple[str, ...] = ("file", "jpeg95", "jpeg85", "jpeg75", "jpeg60", "webp80",
+                              "1080+jpeg85", "720+jpeg85")
+
+
+@dataclass
+class Variant:
+    """A re-encoded photo: its name, decoded pixels and scale per axis (variant px / input px)."""
+
+    name: str
+    pixels: np.ndarray
+    scale: tuple[float, float] = (1.0, 1.0)
+
+
+def _roundtrip(img: Image.Image, fmt: str, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        img.save(buf, "JPEG", quality=quality, subsampling=2)  # 2 = 4:2:0
+    else:
+        img.save(buf, "WEBP", quality=quality, method=4)
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return np.asarray(out.convert("RGB"))
+
+
+def reencode(pixels: np.ndarray, encoding: str) -> Variant:
+    """One re-encoding of an ``(H, W, 3)`` uint8 RGB photo (see module docstring)."""
+    if encoding == "file":
+        return Variant(encoding, pixels)
+    img = Image.fromarray(pixels)
+    if encoding.startswith("jpeg"):
+        return Variant(encoding, _roundtrip(img, "JPEG", int(encoding[4:])))
+    if encoding == "webp80":
+        return Variant(encoding, _roundtrip(img, "WEBP", 80))
+    if encoding.endswith("+jpeg85"):
+        edge = int(encoding.split("+")[0])
+        h, w = pixels.shape[:2]
+        s = min(1.0, edge / max(h, w))
+        scale = (1.0, 1.0)
+        if s < 1.0:
+            nw, nh = max(1, round(w * s)), max(1, round(h * s))
+            img = img.resize((nw, nh), Image.LANCZOS)
+            scale = (nw / w, nh / h)  # the realised scales
+        return Variant(encoding, _roundtrip(img, "JPEG", 85), scale)
+    raise ValueError(f"unknown encoding {encoding!r}; choose from {', '.join(ENCODINGS)}")
