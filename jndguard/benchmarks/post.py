@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost", type=int, default=0, metavar="N",
                         help="only time N post-mode iterations on the first face against the bare "
                              "forward+backward of the same batch, interleaved, and print the ratio")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="DIR",
+                        help="only summarise the results.jsonl of these folders (e.g. parallel shards) "
+                             "as Markdown: per config, then per face")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -179,11 +182,64 @@ def summarise(config: dict, rows: list[dict], bare: float | None, samples: int) 
     return out
 
 
+def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = None) -> str:
+    """The summary and per-face tables of finished rows, as Markdown."""
+    lines = ["| config | faces | protected in every cell (all white-box recognisers) | per recogniser "
+             "| mean share of cells | PSNR dB | SSIM | over J | median s/face | median iterations |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"]
+    for label, rows in rows_by_config.items():
+        s = summarise({}, rows, None, 0)
+        per = ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["per_recogniser"].items())
+        share = ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["share_cells"].items())
+        lines.append(f"| {label} | {s['faces']} | {100 * s['protected_all']:.0f}% | {per} | {share} "
+                     f"| {s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f} | {s['ssim'][0]:.4f} ± {s['ssim'][1]:.4f} "
+                     f"| {100 * s['over_j']:.2f}% | {s['median_seconds']:.0f} "
+                     f"| {s['median_iterations']:.0f} |")
+    lines += ["", "Median seconds per face by stage:", "",
+              "| config | " + " | ".join(next(iter(rows_by_config.values()))[0]["split"]) + " |",
+              "|---|" + "---:|" * len(next(iter(rows_by_config.values()))[0]["split"])]
+    for label, rows in rows_by_config.items():
+        s = summarise({}, rows, None, 0)
+        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in s["split"].values()) + " |")
+    if costs:
+        lines += ["", "| config | recognisers | views each | iteration / bare forward+backward |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} | {c['ratio']:.2f} |"
+                  for c in costs]
+    lines += ["", "| config | photo | quick matrix (optimiser) | full matrix | worst cell | PSNR dB | "
+              "iterations |", "|---|---|---|---|---|---:|---:|"]
+    for label, rows in rows_by_config.items():
+        for r in rows:
+            worst = []
+            for name, v in r["matrix"].items():
+                if not v["protected"]:
+                    w = v["worst"]
+                    worst.append(f"{name} {w['detector']}/{w['crop']}/{w['resize']}/{w['encoding']} vs "
+                                 f"{w['reference']} {w['similarity']}")
+            lines.append(f"| {label} | {r['photo'].split('/')[0]} | "
+                         f"{'ok' if (r.get('quick_matrix') or {}).get('success') else 'fail'} "
+                         f"| {'ok' if r['matrix_protected'] else 'FAIL'} | {'; '.join(worst) or '–'} "
+                         f"| {r['psnr']:.2f} | {r['iterations']} |")
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
     from jndguard.core.pipeline import ProtectionSettings, white_box_recognisers
 
+    if args.summarise:
+        by: dict[str, list[dict]] = {}
+        costs = []
+        for d in args.summarise:
+            if (d / "results.jsonl").is_file():
+                for line in (d / "results.jsonl").read_text().splitlines():
+                    row = json.loads(line)
+                    by.setdefault(row["config"], []).append(row)
+            if (d / "iteration_cost.json").is_file():
+                costs += json.loads((d / "iteration_cost.json").read_text())
+        print(markdown(by, costs), end="")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = load_recogniser()
