@@ -450,8 +450,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         from jndguard.core.models.store import dataset_dir
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
-    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
-              if n else None)
+    matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
     protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
