@@ -18,22 +18,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-SIZE = (1600, 1000)
-
-
-def _wait(app, cond: Callable[[], bool], timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"timed out waiting for {what}")
-    for _ in range(5):
-        app.processEvents()
-        time.sleep(0.02)
+from jndguard.gui.screenshots import SIZE, _wait  # the same window size and event wait
 
 
 def _shot(app, widget, path: Path) -> None:

@@ -66,7 +66,7 @@ def add_goal(p: argparse.ArgumentParser, target: bool = True, help: str | None =
 
 def add_hvs_mode(p: argparse.ArgumentParser, help: str | None = None) -> None:
     modes = "; ".join(f"{m.value}: {m.label}" for m in HvsMode)
-    add_choice(p, "--hvs-mode", HvsMode, HvsMode.FAST, help or f"HVS-JND mode ({modes})")
+    add_choice(p, "--hvs-mode", HvsMode, HvsMode.POST, help or f"HVS-JND mode ({modes})")
 
 
 def add_variant(p: argparse.ArgumentParser) -> None:

@@ -19,11 +19,15 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "jnd": ("jndguard.benchmarks.jnd", "JND map speed (face, 12 MP photo) vs a recogniser step"),
     "attack": ("jndguard.benchmarks.attack", "protection attack speed"),
     "gui": ("jndguard.benchmarks.gui", "desktop app responsiveness"),
+    "post": ("jndguard.benchmarks.post",
+             "post mode on the validation faces, judged on the threat matrix; iteration cost"),
     "protection": ("jndguard.benchmarks.protection",
                    "threat-matrix protection, PSNR/SSIM, iterations per method on the validation faces"),
     "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),
     "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
     "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
+    "memory": ("jndguard.benchmarks.memory",
+               "peak memory per stage of protecting one photo at several sizes (memory model)"),
 }
 
 

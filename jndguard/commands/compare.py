@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                  help="impersonation targets another celebrity than the photo's folder name")
     p.add_argument("--ablations", action="store_true",
                    help="also the HVS-JND loss ablations (L1, L1_ori, L2, L2_ori, L1+L2, L1+L2+G)")
-    opt.add_hvs_mode(p, help="HVS-JND and ablations in the product's fast mode (default) or with "
-                             "the paper's β, δ and restarts (≈ 3,000 iterations per face: a GPU job)")
+    opt.add_hvs_mode(p, help="HVS-JND and ablations in post mode (default), lossless mode ('fast' "
+                             "is its old name) or with the paper's β, δ and restarts (≈ 3,000 "
+                             "iterations per face: a GPU job)")
     p.add_argument("--max-iterations", type=int, default=None,
                    help="iteration budget of every method (default: each method's own)")
     p.add_argument("--no-reencode", action="store_true",

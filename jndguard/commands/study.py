@@ -94,13 +94,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace, methods: dict[str, Path]) -> None:
     from dataclasses import replace
 
-    from jndguard.core.pipeline import METHODS, ProtectionSettings
+    from jndguard.core.methods import parse_methods
+    from jndguard.core.pipeline import ProtectionSettings
     from jndguard.core.progress import drive
     from jndguard.core.study import StudyError, generate_steps
 
-    unknown = [m for m in args.generate if m not in METHODS]
-    if unknown:
-        raise StudyError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    try:
+        parse_methods(",".join(args.generate))
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
     root = args.outputs or args.output.with_name(args.output.stem + "-outputs")
     base = replace(ProtectionSettings(), max_iterations=args.iterations, device=args.device)
     with progress_bar(None, "generating", unit="step") as bar:

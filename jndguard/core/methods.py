@@ -36,6 +36,13 @@ PAPER_M_RGB = (3.0, 5.0, 1.0)
 # fast-mode defaults, chosen by measurement on the 25 validation faces (README "Calibration")
 FAST_BETA = {Goal.DODGE: 15.0, Goal.IMPERSONATE: 15.0}
 FAST_DELTA = {Goal.DODGE: -5.0, Goal.IMPERSONATE: -5.0}
+# post-mode defaults, chosen by measurement on validation faces (README "Post mode")
+POST_BETA = {Goal.DODGE: 15.0, Goal.IMPERSONATE: 15.0}
+POST_DELTA = {Goal.DODGE: -5.0, Goal.IMPERSONATE: -5.0}
+#: post mode's RMS step per pixel-channel, and the hinge margin past the stopping margin the
+#: sampled views are pushed to (measured on validation faces, README "Post mode")
+POST_STEP = 0.003
+POST_TRAIN_EXTRA = 0.15
 
 
 def _hvs_paper(goal: Goal) -> dict[str, Any]:
@@ -88,8 +95,14 @@ OPTIONS: Mapping[str, Option] = _opts(
     Option("goal", "Goal", "Dodge: recognisers no longer match the face to you. "
            "Impersonate: they match it to the chosen person.", choices=Goal),
     Option("target", "Target", "The identity to impersonate (5-celebrity gallery)"),
-    Option("mode", "Mode", "HVS-JND mode. Paper: the paper's β, δ and restarts. "
-           "Fast: measured defaults.", choices=HvsMode),
+    Option("mode", "Mode", "HVS-JND mode. Post (default): one perturbation for every white-box "
+           "recogniser, crop convention and re-encoding. Lossless: one crop, the file as saved "
+           "(formerly Fast). Paper: the paper's β, δ and restarts.", choices=HvsMode),
+    Option("stop_margin", "Stop margin", "Post mode: margin past the threshold that every quick "
+           "threat-matrix cell must clear before the optimiser stops (the strength), as a fraction "
+           "of the distance from the threshold to a perfect match", range=Range(0.0, 0.5, 0.01, 2)),
+    Option("eot_samples", "Views per step", "Post mode: sampled crops/encodings per recogniser "
+           "and iteration", range=Range(1, 32, 1, 0)),
     Option("variant", "Loss", "Perceptual loss ablation (Xue et al. 2023, Table 1)", choices=Variant),
     Option("beta1", "β₁", "Weight of L₁, the mean perturbation beyond J (Xue et al. 2023, eq. 5)",
            range=_BETA_RANGE),
@@ -192,7 +205,7 @@ REGISTRY: Mapping[str, MethodSpec] = MappingProxyType({s.name: s for s in (
     MethodSpec("hvs-jnd", "HVS-JND", "hvs-jnd", "jndguard.core.attacks.hvs_jnd:HVSJNDConfig",
                f"{_FACTORIES}:make_hvs_jnd",
                ("mode", "variant", "beta", "delta", "m_rgb", "max_iterations", "step_size", "max_rounds",
-                "shrink"),
+                "shrink", "stop_margin", "eot_samples"),
                "Xue et al. 2023", {g: _hvs_paper(g) for g in Goal}, rounds=True),
     MethodSpec("mnd", "MND", "anchor", "jndguard.core.attacks.mnd:MNDConfig", f"{_FACTORIES}:make_mnd",
                ("beta", "step_size", "anchor_iterations"), "Sun, Jin & Lin 2023"),

@@ -17,6 +17,7 @@ seconds are in :attr:`ProtectionResult.timings`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ import torch
 from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
 from jndguard.core.faces import Face, detect_faces, expand_box
+from jndguard.core.faces.detect import split_possible
 from jndguard.core.imageio import LoadedImage, to_uint8
 
 # re-exported: the settings and the method registry have their own modules
@@ -85,6 +87,8 @@ class ProtectionResult:
     model: dict = field(default_factory=dict)
     #: seconds per stage: detect, jnd, optimisation, recheck, metrics
     timings: dict[str, float] = field(default_factory=dict)
+    possible_faces: list[Face] = field(default_factory=list)  # below min_probability, untouched
+    notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
 
 def face_region(face: Face, margin: float, width: int, height: int,
@@ -250,7 +254,6 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         Cancelled: the stop callback fired.
     """
     from jndguard.core.jnd import jnd_map
-    from jndguard.core.metrics import photo_report, region_report
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.gallery import celebrity_gallery
 
@@ -274,14 +277,31 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         timings[stage] = timings.get(stage, 0.0) + now - tick
         tick = now
 
+    from jndguard.core.memory import check_protect_memory
+
+    check_protect_memory(image.width, image.height, str(image.path or "this photo"))
     yield PipelineStep("detect", "detecting faces")
     tick = time.perf_counter()
     if faces is None:
         faces = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)
-    faces = list(faces)
+    faces, possible = split_possible(list(faces), settings.min_probability)
     n = len(faces)
     lap("detect")
+    notes = list(image.notes)
+    if possible:
+        notes.append(f"{len(possible)} possible face(s) below probability {settings.min_probability:g} "
+                     "left unprotected (" + ", ".join(f"p={f.probability:.2f}" for f in possible)
+                     + "); include them with --include-possible-faces")
     check_stop()
+    if not faces:  # nothing to protect: no JND map, no attack, the photo is returned as it was
+        yield PipelineStep("done", "no face found", success=False)
+        return ProtectionResult(
+            protected=image.pixels.copy(), jnd=np.zeros(image.pixels.shape, np.float32), faces=[],
+            per_face=[], metrics={}, settings=settings, success=False,
+            seconds=time.perf_counter() - t0, device=str(device),
+            model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+                   "threshold": recogniser.threshold},
+            timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
     x = image.tensor(device)
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     tick = time.perf_counter()
@@ -302,6 +322,10 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     views = ([recogniser.face_view(image.pixels, f) for f in faces]
              if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
+    if settings.method == "hvs-jnd" and settings.mode == "post":
+        return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+                                       clean_embs, target_emb, check_stop, t0, device, timings, lap,
+                                       full_metrics))
     protected = x.clone()
     per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
@@ -370,6 +394,199 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     for i, v in enumerate(verdicts):
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
+    del protected
+    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
+    lap("metrics")
+    success = bool(faces) and all(v["success"] for v in verdicts)
+    yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
+    return ProtectionResult(
+        protected=protected_u8, jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        seconds=time.perf_counter() - t0, device=str(device),
+        model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+               "threshold": recogniser.threshold},
+        timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Python's MemoryError and PyTorch's CPU or GPU allocation failures."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
+
+
+def _measure(xc, final, jc, regions, per_face, notes, full_metrics: bool) -> dict:
+    """The quality figures of the finished photo: each face region, and the whole photo from
+    the window that changed. Out of memory here must not throw the finished protection away:
+    the figures are retried on the face regions alone at the cheap setting, and left out with
+    a note if even that fails."""
+    from jndguard.core.metrics import photo_report, region_report
+
+    try:
+        for i, region in enumerate(regions):
+            per_face[i]["quality"] = region_report(xc, final, jc, region,
+                                                   max_side=None if full_metrics else REGION_METRICS_SIDE)
+            per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+            per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+        changed = None
+        if regions:
+            changed = (min(r[0] for r in regions), min(r[1] for r in regions),
+                       max(r[2] for r in regions), max(r[3] for r in regions))
+        return photo_report(xc, final, jc, changed, full=full_metrics)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        logger.warning("out of memory measuring the photo: face regions only (%s)", exc)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    notes.append("out of memory measuring the whole photo: quality measured on the face regions only")
+    for i, region in enumerate(regions):
+        try:
+            q = region_report(xc, final, jc, region, max_side=REGION_METRICS_SIDE)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            q = None
+            notes.append(f"face {i}: out of memory measuring its region; no quality figures")
+        per_face[i]["quality"] = q
+        per_face[i]["psnr"] = None if q is None else q["psnr"]
+        per_face[i]["ssim"] = None if q is None else q["ssim"]
+    return {"unavailable": {"whole photo": "out of memory; see the face regions"}}
+
+
+def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
+    """The recognisers post mode optimises against: ``recogniser`` and ``settings.white_box``
+    (loaded from the same store; a missing one is an error that names the fetch command)."""
+    from jndguard.core.models import load_recogniser
+
+    out = [recogniser]
+    home = getattr(recogniser, "home", None)
+    for name in settings.white_box:
+        if name and name != recogniser.name:
+            key = (name, str(recogniser.device), str(home))
+            if key not in _WHITE_BOX:  # loaded once per process (dlib's port parses its .dat file)
+                _WHITE_BOX[key] = load_recogniser(name, recogniser.device, home=home)
+            out.append(_WHITE_BOX[key])
+    return out
+
+
+_WHITE_BOX: dict[tuple[str, str, str], object] = {}
+
+
+def _impersonation_refs(recognisers, target: str):
+    """Per recogniser: the target's centroid and the other identities' centroids."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    targets, others = [], []
+    for rec in recognisers:
+        names, cents = celebrity_gallery(rec)
+        if target not in names:
+            raise JNDGuardError(f"unknown target {target!r}; choose from {', '.join(names)}")
+        k = names.index(target)
+        targets.append(cents[k].to(rec.device))
+        others.append(torch.cat([cents[:k], cents[k + 1:]]).to(rec.device))
+    return targets, others
+
+
+def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
+                check_stop, t0, device, timings, lap, full_metrics
+                ) -> Generator[PipelineStep, None, ProtectionResult]:
+    """Post mode: every face optimised against every white-box recogniser over the threat
+    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
+    from jndguard.core.methods import POST_TRAIN_EXTRA
+    from jndguard.core.metrics import photo_report, region_report
+
+    n = len(faces)
+    recognisers = white_box_recognisers(settings, recogniser)
+    targets = others = None
+    if goal is Goal.IMPERSONATE:
+        targets, others = _impersonation_refs(recognisers, settings.target)
+    eot = PostEOT(samples=settings.eot_samples)
+    target_photos = None
+    if goal is Goal.IMPERSONATE:
+        from jndguard.core.models.store import dataset_dir
+
+        target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
+    matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
+    protected = x.clone()
+    current = {"pixels": image.pixels.copy()}
+    lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
+    per_face: list[dict] = [{} for _ in faces]
+    regions: list = [None] * n
+    inits: list = [None] * n
+    verdicts: list = [None] * n
+    pending = list(range(n))
+    for round_ in range(1, settings.max_rounds + 1):
+        for i in pending:
+            tf = time.perf_counter()
+            problem, region = make_post_problem(
+                x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i)
+            regions[i] = region
+            setup = time.perf_counter() - tf
+            gen = method.iterate(problem, inits[i])
+            try:
+                while True:
+                    try:
+                        step = next(gen)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    except torch.cuda.OutOfMemoryError:
+                        raise JNDGuardError(
+                            f"out of memory on {device.type}: try fewer views per step "
+                            f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
+                    check_stop()
+                    preview = None
+                    if step.preview is not None:
+                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+                    yield PipelineStep(
+                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
+                        step.success, preview, region if preview is not None else None)
+            finally:
+                gen.close()
+            x0, y0, x1, y1 = region
+            protected[:, :, y0:y1, x0:x1] = result.adversarial
+            current["pixels"] = to_uint8(protected)
+            inits[i] = (result.adversarial - problem.clean).detach()
+            verdicts[i] = result.verdict
+            prev = per_face[i]
+            per_face[i] = {
+                "face": i, "box": list(faces[i].box), "region": list(region),
+                "iterations": prev.get("iterations", 0) + result.iterations,
+                "seconds": prev.get("seconds", 0.0) + time.perf_counter() - tf,
+                "setup_seconds": prev.get("setup_seconds", 0.0) + setup,
+                "check_seconds": prev.get("check_seconds", 0.0) + (
+                    result.history[-1].get("check_seconds", 0.0) if result.history else 0.0),
+                "rounds": round_, "beta": result.beta, "attempts": result.attempts,
+                "optimiser_success": result.success, "notes": result.notes,
+                "recognisers": [r.name for r in recognisers],
+                "quick_matrix": {"success": result.verdict.success, "cells": result.verdict.cells,
+                                 "failed": result.verdict.failed, "worst": result.verdict.worst,
+                                 "worst_cells": result.verdict.details[:5]},
+            }
+        pending = [i for i in range(n) if not verdicts[i].success]
+        if not pending or n == 1:  # another round helps only when other faces changed since
+            break
+        logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
+    lap("optimisation")
+    yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
+    redetected = judge_redetected(recogniser, protected, faces, clean_embs, goal, recogniser.threshold,
+                                  settings.safety_margin, target_emb, settings.min_face_size)
+    lap("recheck")
+    xc, jc = x.cpu(), jnd.cpu()
+    final = torch.from_numpy(current["pixels"]).permute(2, 0, 1)[None].float().div(255)
+    for i, v in enumerate(redetected):
+        per_face[i].update(v)
+        per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
+        per_face[i]["threshold"] = recogniser.threshold
         per_face[i]["quality"] = region_report(xc, final, jc, regions[i],
                                                max_side=None if full_metrics else REGION_METRICS_SIDE)
         per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
@@ -380,14 +597,15 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                    max(r[2] for r in regions), max(r[3] for r in regions))
     metrics = photo_report(xc, final, jc, changed, full=full_metrics)
     lap("metrics")
-    success = bool(faces) and all(v["success"] for v in verdicts)
+    timings["checks"] = round(sum(f.get("check_seconds", 0.0) for f in per_face), 4)
+    success = bool(faces) and all(f["success"] for f in per_face)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
     return ProtectionResult(
-        protected=protected_u8, jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        protected=current["pixels"], jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
         faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
-               "threshold": recogniser.threshold},
+               "threshold": recogniser.threshold, "white_box": [r.name for r in recognisers]},
         timings={k: round(v, 4) for k, v in timings.items()})
 
 

@@ -21,6 +21,8 @@ import enum
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
+from jndguard.core.defaults import DEVICE_CHOICES
+
 # --- choices ----------------------------------------------------------------------------------
 
 #: Old or alternative spellings of choice values: enum class name → {alias: value}.
@@ -81,8 +83,12 @@ class Goal(Choice):
 class HvsMode(Choice):
     """How HVS-JND runs (docs/design.md §5); add a mode here and in its method's config."""
 
-    FAST = "fast", "Fast (measured defaults)"
+    POST = "post", "Post (holds across recognisers, crops, JPEG and resizing)"
+    LOSSLESS = "lossless", "Lossless (one crop, the file as saved)"
     PAPER = "paper", "Paper (the paper's β schedule)"
+
+
+add_alias(HvsMode, "fast", "lossless")  # the 0.1 name of the lossless mode
 
 
 class Variant(Choice):
@@ -122,7 +128,7 @@ class ExportFormat(Choice):
 
 add_alias(ExportFormat, "jpg", "jpeg")
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = DEVICE_CHOICES  # one list (jndguard.core.defaults)
 
 # --- sub-configs ------------------------------------------------------------------------------
 
@@ -131,17 +137,24 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class HVSJNDOptions:
     """What the user sets of HVS-JND (Xue et al. 2023); the rest is ``HVSJNDConfig``'s."""
 
-    mode: HvsMode = HvsMode.FAST
+    mode: HvsMode = HvsMode.POST
     variant: Variant = Variant.FULL
     delta: float | None = None  # β adjuster δ; None = the mode's default
     m_rgb: tuple[float, float, float] = (3.0, 5.0, 1.0)  # channel weights M(r, g, b)
     max_iterations: int = 100  # budget per β attempt
-    shrink: bool = True  # fast mode: shrink the successful perturbation (measured)
+    shrink: bool = True  # lossless mode: shrink the successful perturbation (measured)
+    # post mode (docs/design.md §5): the margin every quick threat-matrix cell must clear before
+    # the optimiser stops (the strength), the other white-box recognisers optimised against
+    # together with the run's recogniser, and the sampled views per recogniser and iteration
+    stop_margin: float = 0.1  # fraction of 1 − τ per recogniser
+    white_box: tuple[str, ...] = ("dlib-resnet",)
+    eot_samples: int = 8
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", HvsMode(self.mode))
         object.__setattr__(self, "variant", Variant(self.variant))
         object.__setattr__(self, "m_rgb", tuple(float(v) for v in self.m_rgb))
+        object.__setattr__(self, "white_box", tuple(self.white_box))
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,11 @@ class JNDOptions:
         object.__setattr__(self, "color", JndColor(self.color))
 
 
+#: MTCNN probability below which a detection is only a "possible face": listed, not protected
+#: (measured on the validation and Kodak faces: :mod:`jndguard.core.faces.detect`).
+PROTECT_MIN_PROBABILITY = 0.88
+
+
 @dataclass(frozen=True)
 class FaceOptions:
     """Regions, robustness and the re-detection check (docs/design.md §4)."""
@@ -177,6 +195,7 @@ class FaceOptions:
     robust: bool = False  # also survive JPEG and resizing
     jitter_samples: int = 4  # crop shifts per step
     min_face_size: int = 20
+    min_probability: float = PROTECT_MIN_PROBABILITY  # lower: include possible faces
     safety_margin: float = 0.0  # κ past the threshold
     max_rounds: int = 3  # warm-started rounds for faces still recognised after re-detection
 
@@ -214,9 +233,13 @@ FLAT: dict[str, tuple[str | None, str]] = {
     "seed": ("run", "seed"),
     "model": ("run", "model"),
     "min_face_size": ("faces", "min_face_size"),
+    "min_probability": ("faces", "min_probability"),
     "safety_margin": ("faces", "safety_margin"),
     "max_rounds": ("faces", "max_rounds"),
     "shrink": ("hvs", "shrink"),
+    "stop_margin": ("hvs", "stop_margin"),
+    "white_box": ("hvs", "white_box"),
+    "eot_samples": ("hvs", "eot_samples"),
 }
 
 _GROUPS = {"hvs": HVSJNDOptions, "anchor": AnchorOptions, "jnd": JNDOptions, "faces": FaceOptions,
@@ -305,7 +328,7 @@ class ProtectionSettings:
     def from_flat(cls, values: dict[str, Any]) -> ProtectionSettings:
         """From the flat form (a report's ``settings``); unknown keys are ignored."""
         kw = {k: v for k, v in values.items() if k in FLAT}
-        for k in ("beta", "m_rgb"):
+        for k in ("beta", "m_rgb", "white_box"):
             if isinstance(kw.get(k), list):
                 kw[k] = tuple(kw[k])
         return cls(**kw)

@@ -41,7 +41,6 @@ from PySide6.QtGui import (
     QPen,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -65,7 +64,7 @@ GOOD, BAD, FG, BG = "#38c172", "#e3342f", "#f2f2f2", "#121316"
 
 
 def presentation_settings(**overrides: Any):
-    """The settings of a live run: HVS-JND, fast mode, a small budget (overridable)."""
+    """The settings of a live run: HVS-JND, post mode (the default), a small budget (overridable)."""
     from jndguard.core.pipeline import ProtectionSettings
 
     base = {"max_iterations": LIVE_ITERATIONS, "max_rounds": 2}
@@ -840,19 +839,10 @@ def open_presentation(
         recogniser: a loaded recogniser to run with in this process (default: the helper
             process's, shared with the main window).
     """
-    if QApplication.instance() is None:
-        from jndguard.gui.qtapp import create_app
+    from jndguard.gui.qtapp import show_window
 
-        create_app()
-    w = PresentationWindow(parent, settings=settings, recogniser=recogniser)
-    w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    if fullscreen:
-        w.showFullScreen()
-    else:
-        w.resize(1600, 1000)
-        w.show()
-    w.raise_()
-    w.activateWindow()
+    w = show_window(lambda: PresentationWindow(parent, settings=settings, recogniser=recogniser),
+                    fullscreen, (1600, 1000))
     w.setFocus()
     if load_sample:
         w.load_sample()

@@ -118,6 +118,26 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
+def show_window(make, fullscreen: bool, size: tuple[int, int]):
+    """Create the QApplication if needed, then the top-level window ``make()``: deleted on
+    close, full screen or at ``size``, raised and active. Returns the window."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        create_app()
+    w = make()
+    w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if fullscreen:
+        w.showFullScreen()
+    else:
+        w.resize(*size)
+        w.show()
+    w.raise_()
+    w.activateWindow()
+    return w
+
+
 def install_excepthook(window) -> None:
     """Uncaught exceptions in slots go to the window's error banner instead of vanishing."""
     previous = sys.excepthook
@@ -135,4 +155,4 @@ def install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
-__all__ = ["apply_theme", "create_app", "install_excepthook", "reserve_gui_core"]
+__all__ = ["apply_theme", "create_app", "install_excepthook", "reserve_gui_core", "show_window"]

@@ -27,7 +27,6 @@ from pathlib import Path
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImageReader, QKeyEvent, QPalette, QPixmap
 from PySide6.QtWidgets import (
-    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -664,20 +663,10 @@ def open_study(
         StudyError: the manifest cannot be read or is inconsistent.
     """
     study = load_study(study_path)
-    if QApplication.instance() is None:
-        from jndguard.gui.qtapp import create_app
+    from jndguard.gui.qtapp import show_window
 
-        create_app()
-    w = StudyWindow(study, results_dir=results_dir, participant=participant, parent=parent)
-    w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    if fullscreen:
-        w.showFullScreen()
-    else:
-        w.resize(1400, 900)
-        w.show()
-    w.raise_()
-    w.activateWindow()
-    return w
+    return show_window(lambda: StudyWindow(study, results_dir=results_dir, participant=participant,
+                                           parent=parent), fullscreen, (1400, 900))
 
 
 __all__ = ["RATING_KEYS", "StudyWindow", "load_pixmap", "open_study"]

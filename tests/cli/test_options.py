@@ -55,10 +55,10 @@ def test_an_alias_is_one_line(monkeypatch):
     from jndguard.core import settings
 
     monkeypatch.setitem(settings._ALIASES, "HvsMode", {})
-    add_alias(HvsMode, "quick", "fast")
-    assert HvsMode("quick") is HvsMode.FAST
-    assert _parse("protect", "a.jpg", "-o", "out", "--hvs-mode", "quick").hvs_mode == "fast"
-    assert ProtectionSettings.from_flat({"mode": "quick"}).mode is HvsMode.FAST
+    add_alias(HvsMode, "quick", "lossless")
+    assert HvsMode("quick") is HvsMode.LOSSLESS
+    assert _parse("protect", "a.jpg", "-o", "out", "--hvs-mode", "quick").hvs_mode == "lossless"
+    assert ProtectionSettings.from_flat({"mode": "quick"}).mode is HvsMode.LOSSLESS
 
 
 def test_settings_flat_interface_and_old_reports():

@@ -18,6 +18,7 @@ from jndguard.core.models.download import (
     download,
     find_file,
 )
+from jndguard.core.progress import drive
 from jndguard.errors import ModelIntegrityError, ModelMissingError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
@@ -33,12 +34,10 @@ def payload(tmp_path):
 
 
 def _drain(gen):
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as done:
-            return steps, done.value
+    """``(steps, value)`` of a generator run to the end."""
+    steps: list = []
+    value = drive(gen, steps.append)
+    return steps, value
 
 
 def _sha(path):

@@ -23,12 +23,15 @@ def face_photo(celeb_dir):
     return load_image(sorted((celeb_dir / "val" / "jerry_seinfeld").glob("*.jpg"))[0])
 
 
+LOSSLESS = {"mode": "lossless"}  # the one-crop mode: fast enough for the engine's plumbing tests
+
+
 @pytest.fixture(scope="module")
 def protected(face_photo, recogniser):
-    return protect(face_photo, ProtectionSettings(), recogniser)
+    return protect(face_photo, ProtectionSettings(**LOSSLESS), recogniser)
 
 
-def test_default_protection_succeeds_on_the_8bit_result(protected, recogniser):
+def test_lossless_protection_succeeds_on_the_8bit_result(protected, recogniser):
     assert protected.success
     f = protected.per_face[0]
     assert f["success"] and f["redetected"]
@@ -51,7 +54,8 @@ def test_only_face_regions_change(protected, face_photo):
 def test_model_untouched(face_photo, recogniser, watch_model, method):
     """The pipeline and the method leave the model's modes and gradients alone (checked with
     a model that would show it: see the ``watch_model`` fixture)."""
-    settings = ProtectionSettings(method=method, max_iterations=3, anchor_iterations=2, max_rounds=1)
+    settings = ProtectionSettings(method=method, max_iterations=3, anchor_iterations=2, max_rounds=1,
+                                  **LOSSLESS)
     with watch_model(recogniser) as untouched:
         protect(face_photo, settings, recogniser)
         untouched()
@@ -64,7 +68,8 @@ def test_steps_then_result_and_stop_within_one_step(face_photo, recogniser):
     def stop():
         return calls["n"] >= 2
 
-    gen = protect_steps(face_photo, ProtectionSettings(max_iterations=50), recogniser, stop=stop)
+    gen = protect_steps(face_photo, ProtectionSettings(max_iterations=50, **LOSSLESS), recogniser,
+                        stop=stop)
     with pytest.raises(Cancelled):
         for step in gen:
             stages.append(step.stage)
@@ -95,7 +100,7 @@ def test_cancel_ends_the_methods_worker_thread(face_photo, recogniser):
 
 
 def test_deterministic_with_seed(face_photo, recogniser):
-    s = ProtectionSettings(max_iterations=3, max_rounds=1, seed=7)
+    s = ProtectionSettings(max_iterations=3, max_rounds=1, seed=7, **LOSSLESS)
     a = protect(face_photo, s, recogniser).protected
     b = protect(face_photo, s, recogniser).protected
     np.testing.assert_array_equal(a, b)
@@ -103,7 +108,7 @@ def test_deterministic_with_seed(face_photo, recogniser):
 
 def test_impersonation(celeb_dir, recogniser):
     photo = load_image(sorted((celeb_dir / "val" / "ben_afflek").glob("*.jpg"))[0])
-    res = protect(photo, ProtectionSettings(goal="impersonate", target="madonna"), recogniser)
+    res = protect(photo, ProtectionSettings(goal="impersonate", target="madonna", **LOSSLESS), recogniser)
     f = res.per_face[0]
     assert res.success and f["target_similarity"] >= recogniser.threshold
 
@@ -138,7 +143,8 @@ def test_no_face_returns_unsuccessful(kodak_dir, recogniser):
     np.testing.assert_array_equal(res.protected, load_image(kodak_dir / "kodim01.png").pixels)
 
 
-def test_out_of_memory_is_a_clear_error_not_a_crash(face_photo, recogniser, monkeypatch):
+@pytest.mark.parametrize("mode", ["lossless", "post"])
+def test_out_of_memory_is_a_clear_error_not_a_crash(face_photo, recogniser, monkeypatch, mode):
     """On the CPU there is nothing to fall back to: a clear JNDGuardError (on CUDA the same
     handler halves the crop batch, then moves to the CPU; no GPU here to test that)."""
     from jndguard.core.attacks.hvs_jnd import HVSJND
@@ -150,7 +156,7 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(face_photo, recogniser, monk
 
     monkeypatch.setattr(HVSJND, "iterate", boom)
     with pytest.raises(JNDGuardError, match="out of memory"):
-        protect(face_photo, ProtectionSettings(max_iterations=2), recogniser)
+        protect(face_photo, ProtectionSettings(max_iterations=2, mode=mode), recogniser)
 
 
 def test_stage_timings_and_metrics_once(protected, face_photo):
@@ -185,7 +191,8 @@ def test_faces_detected_once(face_photo, recogniser, monkeypatch):
         return detect_faces(pixels, *a, **kw)
 
     monkeypatch.setattr(pipeline, "detect_faces", spy)
-    out = protect(face_photo, ProtectionSettings(max_iterations=30), recogniser, faces=faces)
+    out = protect(face_photo, ProtectionSettings(max_iterations=30, **LOSSLESS), recogniser,
+                  faces=faces)
     assert out.faces == faces
     assert seen and all(s[:2] != face_photo.pixels.shape[:2] for s in seen)
     assert out.per_face[0]["redetected"]

@@ -70,7 +70,19 @@ def training_crops_pass(problem: AttackProblem, emb: torch.Tensor, margin: float
         emb: ``(S, D)`` embeddings of the crops of the current iterate.
         margin: extra margin past ``τ ∓ κ``.
     """
-    s_self, s_t = problem.similarities(emb.detach())
+    return crops_pass(problem, *problem.similarities(emb.detach()), margin)
+
+
+def crops_pass(problem: AttackProblem, s_self: torch.Tensor, s_t: torch.Tensor | None,
+               margin: float) -> bool:
+    """Whether every crop already looks successful, ``margin`` past ``τ ∓ κ``.
+
+    Args:
+        problem: the face region.
+        s_self: ``(S,)`` similarities of the crops to the clean face.
+        s_t: ``(S,)`` similarities to the target (impersonation), else None.
+        margin: extra margin past the success line.
+    """
     stop = problem.safety_margin + margin
     if problem.goal is Goal.DODGE:
         return float(s_self.max()) < problem.threshold - stop
@@ -139,5 +151,5 @@ def make_anchor(settings: ProtectionSettings) -> AnchorMethod:
     return ANCHORS[settings.method](settings)
 
 
-__all__ = ["ANCHORS", "STOP_MARGIN", "AnchorMethod", "check_init", "crop_area_ratio", "head_gallery",
-           "make_anchor", "preserved_modes", "quantise", "training_crops_pass"]
+__all__ = ["ANCHORS", "STOP_MARGIN", "AnchorMethod", "check_init", "crop_area_ratio", "crops_pass",
+           "head_gallery", "make_anchor", "preserved_modes", "quantise", "training_crops_pass"]

@@ -54,6 +54,7 @@ class AttackResult:
     attempts: int = 1
     history: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verdict: object | None = None  # post mode: the PostVerdict of the stopping check
 
 
 class Attack(ABC):

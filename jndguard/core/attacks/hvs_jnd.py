@@ -1,4 +1,4 @@
-"""HVS-JND: the product's method (Xue et al. 2023), in ``paper`` and ``fast`` modes.
+"""HVS-JND: the product's method (Xue et al. 2023), in ``post`` (default), ``lossless`` and ``paper`` modes.
 
 ``L = α·L_adv + β₁·L₁ + β₂·L₂ + β₃·G`` minimised over Z by gradient descent on the
 perturbation ``P`` (``Z = clip(X + P)``; steps normalised to an RMS of 0.002 ≈ 0.5 grey levels
@@ -10,7 +10,15 @@ until success or β reaches its floor (then the failure is reported, never hidde
 - ``paper``: the paper's adversarial loss (the MND cross-entropy variant through the identity
   head), the paper's β and δ (dodge 1500/−50, impersonate 30/−1), and each attempt restarts
   from the clean image, as the paper describes.
-- ``fast``: warm start (an attempt continues from the last iterate with the smaller β), the
+- ``post`` (default): the ``lossless`` optimiser run on a whole threat distribution — one
+  perturbation of the face box + 35 %, optimised jointly against every white-box recogniser,
+  each through its own batched, differentiable views (crop conventions, landmark alignment,
+  both resize kernels, JPEG, downscaling, photometric shifts) with a *paired* loss against the
+  clean photo seen through the same view (:mod:`jndguard.core.attacks.post_eot`). It stops only
+  when every cell of the quick threat matrix passes on real encodes with the stopping margin,
+  and never shrinks the result toward one crop's decision boundary (docs/design.md §4–5).
+- ``lossless`` (formerly ``fast``, still accepted): warm start (an attempt continues from the
+  last iterate with the smaller β), the
   cosine-margin adversarial loss aligned with the success test (see
   :mod:`jndguard.core.losses.adversarial`), β chosen by measurement on this recogniser, and a
   final *shrink* step: the successful perturbation is scaled toward zero while the quantised
@@ -22,19 +30,32 @@ References: Xue et al. 2023 eqs. 1–8 and Algorithm 1; MND (Sun, Jin & Lin 2023
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
 import torch
 
 from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
+from jndguard.core.attacks.loop import IterationLog
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import cosine_margin_loss, paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import ABLATIONS, hvs_perceptual_loss, sobel
 
-# the paper's and the fast mode's β, δ and M live in the method registry (one place)
-from jndguard.core.methods import FAST_BETA, FAST_DELTA, PAPER_BETA, PAPER_DELTA, PAPER_M_RGB
+# the β, δ and M of every mode live in the method registry (one place)
+from jndguard.core.methods import (
+    FAST_BETA,
+    FAST_DELTA,
+    PAPER_BETA,
+    PAPER_DELTA,
+    PAPER_M_RGB,
+    POST_BETA,
+    POST_DELTA,
+)
 from jndguard.core.settings import HvsMode, Variant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,7 @@ class HVSJNDConfig:
     """Settings of the HVS-JND method.
 
     Attributes:
-        mode: ``fast`` (default) or ``paper``.
+        mode: ``post`` (default), ``lossless`` (alias ``fast``) or ``paper``.
         variant: the perceptual loss ablation (see :data:`ABLATIONS`).
         beta: ``(β₁, β₂, β₃)``; None = the mode's default for the goal.
         delta: β adjuster δ; None = the mode's default.
@@ -60,9 +81,19 @@ class HVSJNDConfig:
             normalised to an RMS of ``step_size`` per pixel-channel (the paper's "gradient
             descent"; it moves the pixels that matter most instead of every pixel equally).
         preview_every: attach a perturbation preview to every n-th step (0 = never).
+        check_every: post mode: fewest iterations between two stopping checks on real encodes.
+        momentum: post mode: momentum of the normalised gradient steps (Dong et al., "Boosting
+            Adversarial Attacks with Momentum", CVPR 2018): the sampled views change every
+            iteration, momentum averages their gradients over iterations.
+        jnd_clip: post mode: keep ``|P| ≤ jnd_clip·J`` per pixel-channel after every step
+            (None = only the loss's penalty): measured without it, the adversarial pull of two
+            recognisers left 5 % of pixel-channels over J.
+        check_share: post mode: share of every recogniser's sampled views past the stopping
+            line that triggers a check (the sample holds random hard views, e.g. a strong
+            downscale then JPEG q60, that the quick matrix does not).
     """
 
-    mode: str = "fast"
+    mode: str = "post"
     variant: str = "L1+L2+G"
     beta: tuple[float, float, float] | None = None
     delta: float | None = None
@@ -78,10 +109,15 @@ class HVSJNDConfig:
     shrink: bool = True
     preview_every: int = 5
     optimizer: str = "gd"
+    check_every: int = 3
+    check_share: float = 0.85
+    momentum: float = 0.8
+    jnd_clip: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in HvsMode.accepted():
-            raise ValueError(f"mode must be one of {', '.join(HvsMode.choices())}")
+            raise ValueError(f"mode must be one of {', '.join(HvsMode.choices())} ('fast' = 'lossless')")
+        object.__setattr__(self, "mode", HvsMode(self.mode).value)
         if self.variant not in Variant.accepted():
             raise ValueError(f"variant must be one of {ABLATIONS}")
         if self.max_iterations < 1:
@@ -90,13 +126,15 @@ class HVSJNDConfig:
     def resolved(self, goal: Goal) -> HVSJNDConfig:
         """Fill the None fields with the mode's defaults for ``goal``."""
         paper = self.mode == "paper"
-        b = (PAPER_BETA if paper else FAST_BETA)[goal]
+        betas, deltas = {"paper": (PAPER_BETA, PAPER_DELTA), "post": (POST_BETA, POST_DELTA)}.get(
+            self.mode, (FAST_BETA, FAST_DELTA))
+        b = betas[goal]
         return replace(
             self,
             beta=self.beta if self.beta is not None else (b, b, b),
-            delta=self.delta if self.delta is not None else (PAPER_DELTA if paper else FAST_DELTA)[goal],
+            delta=self.delta if self.delta is not None else deltas[goal],
             adv_loss=self.adv_loss or ("paper" if paper else "cosine"),
-            shrink=self.shrink and not paper,
+            shrink=self.shrink and self.mode == "lossless",
         )
 
 
@@ -159,6 +197,8 @@ class HVSJND:
             init: optional starting perturbation ``(1, 3, h, w)`` (continuing earlier work).
         """
         cfg = self.config.resolved(problem.goal)
+        if cfg.mode == "post":
+            return (yield from self._iterate_post(cfg, problem, init))
         x, j = problem.clean, problem.jnd
         to_space = _space_transform(problem.jnd_space)
         xs = to_space(x)
@@ -167,7 +207,9 @@ class HVSJND:
         floor = 0.0
         p = (init.detach().clone() if init is not None else torch.zeros_like(x)).requires_grad_(True)
         total = 0
-        history: list[dict] = []
+        log = IterationLog(problem, cfg.max_iterations * cfg.max_attempts, cfg.stop_margin,
+                           cfg.preview_every, with_attempt=True)
+        history = log.history
         judged = (False, 1.0, None)
         best_p = p.detach().clone()
         for attempt in range(1, cfg.max_attempts + 1):
@@ -190,21 +232,13 @@ class HVSJND:
                         p.sub_(cfg.step_size * g / rms)
                 with torch.no_grad():  # keep Z = X + P inside [0, 1]
                     p.copy_((x + p).clamp(0, 1) - x)
-                success = False
-                sim, tsim = float(s_self[0]), None if s_t is None else float(s_t[0])
-                if self._passes(problem, s_self, s_t):
-                    ok, worst, worst_t = problem.judge(x + p.detach(), cfg.stop_margin)
-                    sim, tsim = worst, worst_t
-                    if ok:
-                        success, judged, best_p = True, (ok, worst, worst_t), p.detach().clone()
                 losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms}
-                history.append({"iteration": total, "attempt": attempt, **losses, "similarity": sim})
-                preview = None
-                if cfg.preview_every and (it % cfg.preview_every == 0 or success):
-                    preview = p.detach()[0].clone()
-                yield Step(total, cfg.max_iterations * cfg.max_attempts, losses, sim, tsim, beta,
-                           success, attempt, preview)
-                if success:
+                done = log.record(total, losses, s_self, s_t, x + p.detach(), lambda p=p: p, attempt,
+                                  preview_index=it, beta=beta)
+                yield done
+                if done.success:
+                    judged = (True, done.similarity, done.target_similarity)
+                    best_p = p.detach().clone()
                     break
             if judged[0]:
                 break
@@ -221,6 +255,112 @@ class HVSJND:
         adv_img = (x + final_p).clamp(0, 1).mul(255).round().div(255)
         ok, worst, worst_t = problem.judge(adv_img)
         return AttackResult(adv_img, ok, total, worst, worst_t, beta, attempt, history, notes)
+
+    def _iterate_post(self, cfg: HVSJNDConfig, problem,
+                      init: torch.Tensor | None) -> Generator[Step, None, AttackResult]:
+        """Post mode (module docstring): EOT over the threat distribution for every white-box
+        recogniser, paired hinge loss, HVS-JND perceptual terms on the changing region, and a
+        stopping check on real encodes whenever the sampled views of the last iterations all
+        passed the training margin. No shrink: the margin is what makes it hold elsewhere."""
+        import torch.nn.functional as F
+
+        from jndguard.core.attacks.post_eot import encode, paired_loss, sample_encodings, sample_views
+
+        x_ctx, (cx0, cy0, cx1, cy1) = problem.context, problem.change
+        hh, ww = x_ctx.shape[-2:]
+        pad = (cx0, ww - cx1, cy0, hh - cy1)
+        x, j = problem.clean, problem.jnd
+        to_space = _space_transform(problem.jnd_space)
+        xs = to_space(x)
+        j_grad = sobel(j).abs()
+        beta = tuple(float(b) for b in cfg.beta)
+        p = (init.detach().clone() if init is not None else torch.zeros_like(x)).requires_grad_(True)
+        gen, eot = problem.generator, problem.eot
+        total, last_check, check_seconds = 0, -cfg.check_every, 0.0
+        velocity = None
+        # the perturbation stays within J per pixel-channel (RGB budgets; the Y/Cb/Cr budget is
+        # a linear mix and left to the loss)
+        j_clip = cfg.jnd_clip * j if cfg.jnd_clip and problem.jnd_space == "rgb" else None
+        history: list[dict] = []
+        verdict = None
+        best_p = None
+        attempt = 0
+        # the iteration budget is the whole run's: β steps down (warm start) every quarter of it
+        per_attempt = max(1, cfg.max_iterations // 4)
+        for attempt in range(1, cfg.max_attempts + 1):
+            for it in range(1, per_attempt + 1):
+                total += 1
+                z = (x + p).clamp(0, 1)
+                z_ctx = x_ctx + F.pad(z - x, pad)
+                encs = sample_encodings(eot, gen, problem.long_edge, problem.face_side)
+                encoded = [encode(z_ctx, e.downscale, e.quality) for e in encs]
+                adv = z.new_zeros(())
+                worst = -2.0  # largest (decisive similarity − stopping line) over the sampled views
+                per_rec, worst_view, passing = {}, "", 1.0
+                for rv in problem.views:
+                    vb = sample_views(rv, encoded, encs, problem.geometry, eot, gen)
+                    emb = rv.recogniser(vb.crops.to(rv.recogniser.device))
+                    loss_r, s = paired_loss(rv, emb, vb.spec_index, rv.margin(problem.train_margin))
+                    adv = adv + loss_r.to(z.device)
+                    kappa = rv.margin(problem.stop_margin)
+                    gap = (s - (rv.threshold - kappa) if rv.target is None
+                           else (rv.threshold + kappa) - s)
+                    rv.update_hardness(vb.spec_index, gap)
+                    passing = min(passing, float((gap < 0).float().mean()))
+                    if float(gap.max()) > worst:
+                        worst, worst_view = float(gap.max()), f"{rv.name} {vb.labels[int(gap.argmax())]}"
+                    per_rec[rv.name] = float(s.max() if rv.target is None else s.min())
+                per, terms = hvs_perceptual_loss(to_space(z), xs, j, beta, cfg.m_rgb, cfg.variant, j_grad)
+                loss = cfg.alpha * adv + per
+                g = grad_of(loss, p)
+                with torch.no_grad():  # RMS-normalised steps with momentum (the views are random)
+                    g = g / g.pow(2).mean().sqrt().clamp_min(1e-12)
+                    velocity = g if velocity is None else cfg.momentum * velocity + g
+                    p.sub_(cfg.step_size * velocity / velocity.pow(2).mean().sqrt().clamp_min(1e-12))
+                    if j_clip is not None:  # inside the JND budget (docs/design.md §5)
+                        p.copy_(torch.maximum(torch.minimum(p, j_clip), -j_clip))
+                    p.copy_((x + p).clamp(0, 1) - x)
+                success = False
+                judged = None
+                # (nearly) every sampled view past the stopping line: worth a check on real encodes
+                if passing >= cfg.check_share and total - last_check >= cfg.check_every:
+                    last_check = total
+                    tc = time.perf_counter()
+                    judged = problem.judge((x + p.detach()).clamp(0, 1).mul(255).round().div(255))
+                    check_seconds += time.perf_counter() - tc
+                    logger.info("post check at iteration %d: %d/%d cells failed, worst %+.3f %s", total,
+                                judged.failed, judged.cells, judged.worst, "; ".join(judged.details[:3]))
+                    verdict = judged
+                    if judged.success:
+                        success, best_p = True, p.detach().clone()
+                sim = next(iter(per_rec.values()))
+                losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms,
+                          **{f"cos[{k}]": v for k, v in per_rec.items()}}
+                history.append({"iteration": total, "attempt": attempt, **losses, "similarity": sim,
+                                "worst_view": worst_view, "check_seconds": check_seconds,
+                                "check": None if judged is None else judged.worst})
+                preview = None
+                if cfg.preview_every and (it % cfg.preview_every == 0 or success):
+                    preview = p.detach()[0].clone()
+                yield Step(total, per_attempt * min(cfg.max_attempts, 4), losses, sim, None, beta,
+                           success, attempt, preview)
+                if success:
+                    break
+            if best_p is not None or attempt == cfg.max_attempts or all(b <= 0 for b in beta) \
+                    or total >= cfg.max_iterations:
+                break
+            beta = tuple(max(0.0, b + cfg.delta) if b > 0 else 0.0 for b in beta)
+        notes: list[str] = []
+        if best_p is None:  # budget spent: judge the last iterate and say so
+            best_p = p.detach()
+            verdict = problem.judge((x + best_p).clamp(0, 1).mul(255).round().div(255))
+            if not verdict.success:
+                notes.append(f"not protected in every quick-matrix cell when the budget ended: "
+                             f"{verdict.failed} of {verdict.cells} cells failed; worst: "
+                             + "; ".join(verdict.details[:3]))
+        adv_img = (x + best_p).clamp(0, 1).mul(255).round().div(255)
+        return AttackResult(adv_img, bool(verdict.success), total, float(verdict.worst_similarity), None,
+                            beta, attempt, history, notes, verdict)
 
     def _shrink(self, problem: AttackProblem, p: torch.Tensor, judged, stop_margin: float,
                 steps: int = 5):

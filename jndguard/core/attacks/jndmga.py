@@ -36,23 +36,19 @@ Adversarial Images with Minimal Perturbation" (Akan, Akbas & Yarman Vural 2021),
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
 from jndguard.core.attacks.anchors import (
     STOP_MARGIN,
-    AnchorMethod,
-    check_init,
     crop_area_ratio,
     head_gallery,
-    preserved_modes,
-    quantise,
 )
-from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
-from jndguard.core.attacks.loop import IterationLog
+from jndguard.core.attacks.base import Goal, grad_of
+from jndguard.core.attacks.loop import GradientAnchor
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.errors import check_image_batch
 
@@ -147,7 +143,7 @@ class JNDMGAConfig:
             raise ValueError(f"dodge_label must be one of {DODGE_LABELS}")
 
 
-class JNDMGA(AnchorMethod):
+class JNDMGA(GradientAnchor):
     """The JNDMGA anchor (see module docstring)."""
 
     name = "jndmga"
@@ -168,53 +164,35 @@ class JNDMGA(AnchorMethod):
         best = p.argmax() if self.config.dodge_label == "runner-up" else p.argmin()
         return int(best), 1
 
-    def iterate(self, problem: AttackProblem,
-                init: torch.Tensor | None = None) -> Generator[Step, None, AttackResult]:
-        """Gradient steps on eq. 2; yield a Step per iteration; return the quantised result.
-
-        Args:
-            problem: the face region to protect.
-            init: optional starting perturbation ``(1, 3, h, w)`` (x(0) = x₀ + init).
-
-        Raises:
-            ValueError: ``init`` does not match the region.
-        """
-        cfg = self.config
-        check_init(problem, init)
-        x0 = problem.clean
+    def setup(self, problem: AttackProblem, z: torch.Tensor) -> SimpleNamespace:
+        """The identity head, the region step (eq. 4's α in the recogniser input's units) and
+        the loss label."""
         gal = head_gallery(problem)
-        rec = problem.recogniser
-        step = cfg.lr * crop_area_ratio(problem)
-        with preserved_modes(rec):
-            label, sign = self._label(problem, gal)
-            labels = None
-            x = x0.clone() if init is None else (x0 + init.detach()).clamp(0, 1)
-            log = IterationLog(problem, cfg.max_iterations, cfg.stop_margin, cfg.preview_every)
-            history = log.history
-            it = 0
-            for it in range(1, cfg.max_iterations + 1):
-                x.requires_grad_(True)
-                emb = rec(problem.crops(x))
-                logits = problem.logit_scale * emb @ gal.T
-                if labels is None or labels.shape[0] != logits.shape[0]:
-                    labels = torch.full((logits.shape[0],), label, dtype=torch.long,
-                                        device=logits.device)
-                loss = sign * F.cross_entropy(logits, labels)
-                cost, terms = jndmga_cost(loss, x, x0, cfg.lambdas)
-                g = grad_of(cost, x)
-                s_self, s_t = problem.similarities(emb.detach())
-                with torch.no_grad():  # eqs. 3–4, then the clamp of Section 4.2.1
-                    x = (x.detach() - step * g).clamp(0, 1)
-                losses = {"total": float(cost.detach()), **terms}
-                done = log.record(it, losses, s_self, s_t, x, lambda x=x: quantise(x) - x0)
-                yield done
-                if done.success:
-                    break
-            adv_img = quantise(x)
-            ok, worst, worst_t = problem.judge(adv_img)
-        notes = [f"JNDMGA: lambdas={cfg.lambdas}, lr={cfg.lr} ([0,1] units on the recogniser "
+        step = self.config.lr * crop_area_ratio(problem)
+        label, sign = self._label(problem, gal)
+        return SimpleNamespace(gal=gal, step=step, label=label, sign=sign, labels=None)
+
+    def step(self, problem: AttackProblem, state: SimpleNamespace, x: torch.Tensor):
+        """One gradient step on eq. 2 (eqs. 3–4), then the clamp of Section 4.2.1."""
+        x0 = problem.clean
+        x.requires_grad_(True)
+        emb = problem.recogniser(problem.crops(x))
+        logits = problem.logit_scale * emb @ state.gal.T
+        if state.labels is None or state.labels.shape[0] != logits.shape[0]:
+            state.labels = torch.full((logits.shape[0],), state.label, dtype=torch.long,
+                                      device=logits.device)
+        loss = state.sign * F.cross_entropy(logits, state.labels)
+        cost, terms = jndmga_cost(loss, x, x0, self.config.lambdas)
+        g = grad_of(cost, x)
+        s_self, s_t = problem.similarities(emb.detach())
+        with torch.no_grad():  # eqs. 3–4, then the clamp of Section 4.2.1
+            x = (x.detach() - state.step * g).clamp(0, 1)
+        return x, {"total": float(cost.detach()), **terms}, s_self, s_t
+
+    def notes(self, problem: AttackProblem, state: SimpleNamespace) -> list[str]:
+        cfg, step, label, sign = self.config, state.step, state.label, state.sign
+        return [f"JNDMGA: lambdas={cfg.lambdas}, lr={cfg.lr} ([0,1] units on the recogniser "
                  f"input; region step {step:.3g}), loss label {label} (sign {sign:+d})"]
-        return AttackResult(adv_img, ok, it, worst, worst_t, None, 1, history, notes)
 
 
 __all__ = ["DEFAULT_MAX_ITERATIONS", "DODGE_LABELS", "JNDMGA", "PAPER_LAMBDAS", "PAPER_LR",

@@ -51,23 +51,19 @@ Preserving Image Generation", IEEE TCSVT (Sun, Jin & Lin 2023), eqs. 1–21, Alg
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
 from jndguard.core.attacks.anchors import (
     STOP_MARGIN,
-    AnchorMethod,
-    check_init,
     crop_area_ratio,
     head_gallery,
-    preserved_modes,
-    quantise,
 )
-from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
-from jndguard.core.attacks.loop import IterationLog
+from jndguard.core.attacks.base import Goal, grad_of
+from jndguard.core.attacks.loop import GradientAnchor
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import sobel
@@ -235,7 +231,7 @@ class MNDConfig:
         return "targeted" if goal is Goal.IMPERSONATE or self.least_likely else "non-targeted"
 
 
-class MND(AnchorMethod):
+class MND(GradientAnchor):
     """The MND anchor (see module docstring)."""
 
     name = "mnd"
@@ -243,70 +239,55 @@ class MND(AnchorMethod):
     def __init__(self, config: MNDConfig | None = None) -> None:
         self.config = config or MNDConfig()
 
-    def iterate(self, problem: AttackProblem,
-                init: torch.Tensor | None = None) -> Generator[Step, None, AttackResult]:
-        """Minimise eq. 1; yield a Step per iteration; return the quantised result.
-
-        Args:
-            problem: the face region to protect.
-            init: optional starting perturbation ``(1, 3, h, w)`` (Z⁰ = X + init).
-
-        Raises:
-            ValueError: ``init`` does not match the region.
-        """
+    def setup(self, problem: AttackProblem, z: torch.Tensor) -> SimpleNamespace:
+        """The paper's β and r for the setting, the target class (eq. 5 for least-likely), the
+        optimiser (Adam on Z, or the gradient step of eq. 21 in the recogniser input's units)."""
         cfg = self.config
-        check_init(problem, init)
         setting = cfg.setting(problem.goal)
-        beta = tuple(float(b) for b in (cfg.beta if cfg.beta is not None else PAPER_BETA[setting]))
-        power = float(cfg.power if cfg.power is not None else PAPER_POWER[setting])
-        step = cfg.lr * crop_area_ratio(problem)
-        x = problem.clean
         gal = head_gallery(problem)
-        rec = problem.recogniser
-        with preserved_modes(rec):
-            if problem.goal is Goal.IMPERSONATE:
-                target = problem.target_label
-            elif cfg.least_likely:
-                with torch.no_grad():
-                    clean_logits = problem.logit_scale * rec(problem.check_crops(x)) @ gal.T
-                target = least_likely_label(clean_logits)
+        target = None
+        if problem.goal is Goal.IMPERSONATE:
+            target = problem.target_label
+        elif cfg.least_likely:
+            with torch.no_grad():
+                clean = problem.logit_scale * problem.recogniser(problem.check_crops(problem.clean)) @ gal.T
+            target = least_likely_label(clean)
+        return SimpleNamespace(
+            setting=setting, gal=gal, target=target,
+            beta=tuple(float(b) for b in (cfg.beta if cfg.beta is not None else PAPER_BETA[setting])),
+            power=float(cfg.power if cfg.power is not None else PAPER_POWER[setting]),
+            step=cfg.lr * crop_area_ratio(problem),
+            opt=torch.optim.Adam([z], lr=cfg.lr) if cfg.optimizer == "adam" else None)
+
+    def step(self, problem: AttackProblem, state: SimpleNamespace, z: torch.Tensor):
+        """Minimise eq. 1 by one step, then Algorithm 1's projection onto [0, 1]."""
+        z.requires_grad_(True)
+        emb = problem.recogniser(problem.crops(z))
+        logits = problem.logit_scale * emb @ state.gal.T
+        adv = mnd_adversarial_loss(logits, problem.true_label, state.target, state.power,
+                                   self.config.nontargeted_loss)
+        per, terms = mnd_perceptual_loss(z, problem.clean, state.beta)
+        loss = adv + per
+        g = grad_of(loss, z)
+        s_self, s_t = problem.similarities(emb.detach())
+        with torch.no_grad():  # the step (eq. 21 or Adam), then Algorithm 1's projection
+            if state.opt is not None:
+                z.grad = g
+                state.opt.step()
+                z.grad = None
             else:
-                target = None
-            z = x.clone() if init is None else (x + init.detach()).clamp(0, 1)
-            opt = torch.optim.Adam([z], lr=cfg.lr) if cfg.optimizer == "adam" else None
-            log = IterationLog(problem, cfg.max_iterations, cfg.stop_margin, cfg.preview_every, beta)
-            history = log.history
-            it = 0
-            for it in range(1, cfg.max_iterations + 1):
-                z.requires_grad_(True)
-                emb = rec(problem.crops(z))
-                logits = problem.logit_scale * emb @ gal.T
-                adv = mnd_adversarial_loss(logits, problem.true_label, target, power,
-                                           cfg.nontargeted_loss)
-                per, terms = mnd_perceptual_loss(z, x, beta)
-                loss = adv + per
-                g = grad_of(loss, z)
-                s_self, s_t = problem.similarities(emb.detach())
-                with torch.no_grad():  # the step (eq. 21 or Adam), then Algorithm 1's projection
-                    if opt is not None:
-                        z.grad = g
-                        opt.step()
-                        z.grad = None
-                    else:
-                        z -= step * g
-                    z.clamp_(0, 1)
-                losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms}
-                done = log.record(it, losses, s_self, s_t, z, lambda z=z: quantise(z) - x)
-                yield done
-                if done.success:
-                    break
-            adv_img = quantise(z)
-            ok, worst, worst_t = problem.judge(adv_img)
-        unit = "Adam" if opt is not None else f"gradient descent, region step {step:.3g}"
-        notes = [f"MND {setting}: beta={beta}, r={power}, lr={cfg.lr} ([0,1] units, {unit})"]
-        if target is not None and problem.goal is Goal.DODGE:
-            notes.append(f"least-likely target label {target}")
-        return AttackResult(adv_img, ok, it, worst, worst_t, beta, 1, history, notes)
+                z -= state.step * g
+            z.clamp_(0, 1)
+        return z, {"total": float(loss.detach()), "adv": float(adv.detach()), **terms}, s_self, s_t
+
+    def notes(self, problem: AttackProblem, state: SimpleNamespace) -> list[str]:
+        cfg = self.config
+        unit = "Adam" if state.opt is not None else f"gradient descent, region step {state.step:.3g}"
+        notes = [f"MND {state.setting}: beta={state.beta}, r={state.power}, lr={cfg.lr} "
+                 f"([0,1] units, {unit})"]
+        if state.target is not None and problem.goal is Goal.DODGE:
+            notes.append(f"least-likely target label {state.target}")
+        return notes
 
 
 __all__ = ["MND", "PAPER_BETA", "PAPER_LR", "PAPER_MAX_ITERATIONS", "PAPER_POWER", "MNDConfig",

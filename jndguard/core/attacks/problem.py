@@ -229,3 +229,75 @@ class AttackProblem:
         s = emb @ self.clean_embedding
         t = emb @ self.gallery[self.target] if self.target is not None else None
         return s, t
+
+
+@dataclass
+class PostVerdict:
+    """What the stopping check of post mode found on real encodes of the 8-bit photo.
+
+    ``worst`` is the decisive similarity least favourable to protection relative to each
+    recogniser's threshold, as a signed distance: ``cos − (τ − κ)`` when dodging (must be < 0),
+    ``(τ + κ) − cos_target`` when impersonating (must be ≤ 0); ``cells``/``failed`` count the cells
+    judged and failed; ``worst_similarity`` is the decisive cosine of the worst cell;
+    ``details`` names the worst cells.
+    """
+
+    success: bool
+    worst: float
+    worst_similarity: float = float("nan")
+    cells: int = 0
+    failed: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PostProblem:
+    """One face for post mode (docs/design.md §5): its context region of the photo, the
+    region that may change (face box + 35 %), the face geometry, and one view set per
+    white-box recogniser (:mod:`jndguard.core.attacks.post_eot`).
+
+    Attributes:
+        context: ``(1, 3, H, W)`` clean context region (on the 8-bit grid); every view reads it.
+        change: ``(x0, y0, x1, y1)`` of the changing region inside the context.
+        jnd: ``(1, 3, h, w)`` JND budget of the changing region.
+        geometry: the face in context coordinates.
+        views: one :class:`~jndguard.core.attacks.post_eot.RecogniserViews` per recogniser.
+        eot: the threat distribution.
+        judge: takes the quantised changing region, returns a :class:`PostVerdict` on real
+            encodes (the quick threat matrix) with the stopping margin.
+        goal: dodge or impersonate.
+        train_margin: how far past τ the loss pushes each sampled view, as a fraction of
+            ``1 − τ`` (:meth:`~jndguard.core.attacks.post_eot.RecogniserViews.margin`).
+        stop_margin: how far past τ every cell of the stopping check must be (same units).
+        generator: the only source of randomness.
+        jnd_space: ``rgb`` or ``ycbcr`` (see :class:`AttackProblem`).
+    """
+
+    context: torch.Tensor
+    change: tuple[int, int, int, int]
+    jnd: torch.Tensor
+    geometry: object
+    views: list
+    eot: object
+    judge: object
+    goal: Goal = Goal.DODGE
+    train_margin: float = 0.25
+    stop_margin: float = 0.1
+    generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
+    jnd_space: str = "rgb"
+    long_edge: float = 0.0  # of the whole photo (site resizes)
+    face_side: float = 0.0  # the face box's longer side
+
+    @property
+    def clean(self) -> torch.Tensor:
+        """The clean changing region ``(1, 3, h, w)``."""
+        x0, y0, x1, y1 = self.change
+        return self.context[:, :, y0:y1, x0:x1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.context.device
+
+    @property
+    def threshold(self) -> float:
+        return min(v.threshold for v in self.views)

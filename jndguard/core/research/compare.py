@@ -218,27 +218,28 @@ class Entry:
 
 def method_entries(methods: list[str], goal: str = "dodge", ablations: bool = False,
                    max_iterations: int | None = None, seed: int = 0,
-                   hvs_mode: str = "fast") -> list[Entry]:
+                   hvs_mode: str = "post") -> list[Entry]:
     """The rows to compare: each method, then (if asked) the HVS-JND loss ablations.
 
     ``max_iterations`` caps HVS-JND's budget per β attempt and the anchors' iterations.
-    ``hvs_mode="paper"`` runs HVS-JND and its ablations with the paper's β, δ, M and restarts
-    (the registry's paper defaults, :mod:`jndguard.core.methods`; ≈ 3,000 iterations per face on CPU), and
-    marks their labels ``(paper)``.
+    ``hvs_mode`` is ``post`` (the default), ``lossless`` (alias ``fast``) or ``paper``; the labels
+    of the non-default modes say the mode. ``hvs_mode="paper"`` runs HVS-JND and its ablations
+    with the paper's β, δ, M and restarts (the registry's paper defaults,
+    :mod:`jndguard.core.methods`; ≈ 3,000 iterations per face on CPU).
     """
     from jndguard.core.methods import method_spec, parse_methods
     from jndguard.core.settings import Goal, HvsMode
 
     parse_methods(",".join(methods))  # raises ValueError for an unknown name
-    HvsMode(hvs_mode)  # raises ValueError for an unknown mode
+    hvs_mode = HvsMode(hvs_mode).value  # raises ValueError for an unknown mode
     base: dict = {"goal": goal, "seed": seed}
     if goal == "impersonate":
         base["target"] = "auto"
     if max_iterations is not None:
         base["max_iterations"] = max_iterations
         base["anchor_iterations"] = max_iterations
-    hvs: dict = {}
-    suffix = ""
+    hvs: dict = {"mode": hvs_mode}
+    suffix = "" if hvs_mode == "post" else f" ({hvs_mode})"
     if hvs_mode == "paper":
         paper = method_spec("hvs-jnd").paper_defaults[Goal(goal)]
         hvs = {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, HvsMode) else v

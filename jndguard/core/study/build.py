@@ -1,11 +1,7 @@
-"""Building a study from folders of outputs, and generating the outputs with the pipeline.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""Building a study from folders of outputs, and generating the outputs with the pipeline."""
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 from collections import defaultdict
@@ -15,12 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from jndguard.core.photos import is_photo
+from jndguard.core.progress import relay
 from jndguard.core.study.manifest import METHOD_RE, Study, StudyError, StudyImage, StudySettings, Trial
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- building
-
 
 
 def natural_key(text: str) -> tuple:
@@ -248,14 +240,8 @@ def generate_steps(
                 yield GenerateEvent(m, photo.name, "already there")
                 continue
             image = load_image(photo)
-            gen = protect_steps(image, settings, rec)
-            while True:
-                try:
-                    step = next(gen)
-                except StopIteration as done:
-                    result = done.value
-                    break
-                yield GenerateEvent(m, photo.name, step.message)
+            result = yield from relay(protect_steps(image, settings, rec),
+                                      lambda step, m=m, name=photo.name: GenerateEvent(m, name, step.message))
             if not result.faces:
                 yield GenerateEvent(m, photo.name, "no face", note=f"{photo.name}: no face found; left out")
                 continue

@@ -1,7 +1,4 @@
-"""The study manifest (``study.json``): settings, photos, trials; load and save.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""The study manifest (``study.json``): settings, photos, trials; load and save."""
 
 from __future__ import annotations
 
@@ -51,9 +48,6 @@ REJECT_BALANCE = 0.3
 
 class StudyError(JNDGuardError):
     """A study manifest, session or results file is missing, malformed or inconsistent."""
-
-
-# --------------------------------------------------------------------------- manifest
 
 
 @dataclass(frozen=True)
@@ -131,21 +125,26 @@ class Trial:
     b_path: Path
     proposed: str = "a"
 
+    def side(self, proposed: bool) -> tuple[str, Path]:
+        """``(method, path)`` of the proposed (True) or the anchor (False) version."""
+        a = (self.proposed == "a") == proposed
+        return (self.a_method, self.a_path) if a else (self.b_method, self.b_path)
+
     @property
     def proposed_method(self) -> str:
-        return self.a_method if self.proposed == "a" else self.b_method
+        return self.side(True)[0]
 
     @property
     def anchor_method(self) -> str:
-        return self.b_method if self.proposed == "a" else self.a_method
+        return self.side(False)[0]
 
     @property
     def proposed_path(self) -> Path:
-        return self.a_path if self.proposed == "a" else self.b_path
+        return self.side(True)[1]
 
     @property
     def anchor_path(self) -> Path:
-        return self.b_path if self.proposed == "a" else self.a_path
+        return self.side(False)[1]
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -1,12 +1,8 @@
-"""Per-participant plans: balanced sides, spread repeats, a seed per participant.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""Per-participant plans: balanced sides, spread repeats, a seed per participant."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from jndguard.core.study.manifest import LEFT, PARTICIPANT_RE, RIGHT, TEST, TRAINING, Study, StudyError, Trial
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- plans
 
 
 @dataclass(frozen=True)
@@ -33,19 +25,19 @@ class Presentation:
 
     @property
     def left_method(self) -> str:
-        return self.trial.proposed_method if self.proposed_side == LEFT else self.trial.anchor_method
+        return self.trial.side(self.proposed_side == LEFT)[0]
 
     @property
     def right_method(self) -> str:
-        return self.trial.anchor_method if self.proposed_side == LEFT else self.trial.proposed_method
+        return self.trial.side(self.proposed_side != LEFT)[0]
 
     @property
     def left_path(self) -> Path:
-        return self.trial.proposed_path if self.proposed_side == LEFT else self.trial.anchor_path
+        return self.trial.side(self.proposed_side == LEFT)[1]
 
     @property
     def right_path(self) -> Path:
-        return self.trial.anchor_path if self.proposed_side == LEFT else self.trial.proposed_path
+        return self.trial.side(self.proposed_side != LEFT)[1]
 
     def key(self) -> dict[str, Any]:
         return {

@@ -1,13 +1,9 @@
-"""Ratings: one CSV per participant, appended and fsynced after every rating.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""Ratings: one CSV per participant, appended and fsynced after every rating."""
 
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -18,10 +14,6 @@ from jndguard.core.files import atomic_write_text
 from jndguard.core.study.build import natural_key
 from jndguard.core.study.manifest import LEFT, RATINGS, RIGHT, TEST, TRAINING, StudyError
 from jndguard.core.study.plan import Presentation
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)

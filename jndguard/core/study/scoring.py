@@ -1,11 +1,7 @@
-"""ITU-R BT.500 observer screening and the per-photo score table.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""ITU-R BT.500 observer screening and the per-photo score table."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,10 +10,6 @@ from dataclasses import dataclass
 from jndguard.core.study.build import natural_key
 from jndguard.core.study.manifest import KURTOSIS_NORMAL, REJECT_BALANCE, REJECT_FRACTION, TEST, StudyError
 from jndguard.core.study.ratings import Rating
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- screening
 
 
 @dataclass(frozen=True)
@@ -151,9 +143,6 @@ def screen_observers(obs: Sequence[Observation]) -> Screening:
         )
         out.append(ObserverScreening(who, rated[who], p[who], q[who], bool(reject)))
     return Screening(tuple(out), len(by_pres), kurt)
-
-
-# --------------------------------------------------------------------------- scoring
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,14 @@
-"""A participant's session: the plan, progress and ratings, resumable at any point.
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""A participant's session: the plan, progress and ratings, resumable at any point."""
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from jndguard.core.files import atomic_write_text
 from jndguard.core.study.manifest import SESSION_FORMAT, TEST, TRAINING, VERSION, Study, StudyError
 from jndguard.core.study.plan import Presentation, check_participant, make_plan
 from jndguard.core.study.ratings import Rating, _append_row, make_rating, read_ratings_file
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- sessions
 
 
 class Session:

@@ -1,11 +1,7 @@
-"""The score table as Markdown, CSV and LaTeX (through :mod:`jndguard.core.tables`).
-
-Part of :mod:`jndguard.core.study` (see its docstring for the decisions).
-"""
+"""The score table as Markdown, CSV and LaTeX (through :mod:`jndguard.core.tables`)."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +9,6 @@ from typing import Any
 
 from jndguard.core.study.scoring import ScoreTable, Screening
 from jndguard.core.tables import csv_table, latex_escape, markdown_table, write_texts
-
-logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- tables
 
 
 def _num(x: float, digits: int) -> str:

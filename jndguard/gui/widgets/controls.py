@@ -29,7 +29,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from jndguard.core.methods import FAST_BETA, FAST_DELTA, PAPER_BETA, PAPER_DELTA, method_spec
+from jndguard.core.methods import (
+    FAST_BETA,
+    FAST_DELTA,
+    PAPER_BETA,
+    PAPER_DELTA,
+    POST_BETA,
+    POST_DELTA,
+    method_spec,
+)
 from jndguard.core.settings import Choice
 from jndguard.gui import params
 from jndguard.gui.params import NUMERIC, STRENGTHS, ProtectionSettings, Range
@@ -383,7 +391,8 @@ class ControlsPanel(QScrollArea):
     @staticmethod
     def _default_beta(s: ProtectionSettings) -> tuple[tuple[float, float, float], float]:
         g = s.goal
-        b, d = (PAPER_BETA[g], PAPER_DELTA[g]) if s.mode == "paper" else (FAST_BETA[g], FAST_DELTA[g])
+        b, d = {"paper": (PAPER_BETA[g], PAPER_DELTA[g]), "post": (POST_BETA[g], POST_DELTA[g])}.get(
+            s.mode, (FAST_BETA[g], FAST_DELTA[g]))
         return (b, b, b), d
 
     def _strength_clicked(self, key: str) -> None:

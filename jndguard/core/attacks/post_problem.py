@@ -1,0 +1,154 @@
+"""Set up post mode for one face of a photo: context region, changing region, geometry, the
+views of every white-box recogniser with their clean references, and the stopping check.
+
+The changing region is the face box + 35 % per side (it covers the widest crop the threat
+matrix takes, box + 30 %, plus detector jitter); the context region (box + 60 %) is what every
+view reads, so views near the border of the changing region see the real surroundings
+(docs/design.md §4–5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from jndguard.core.attacks.base import Goal
+from jndguard.core.attacks.post_eot import (
+    FaceGeometry,
+    PostEOT,
+    RecogniserViews,
+    clean_references,
+    relative_margin,
+    view_specs,
+)
+from jndguard.core.attacks.problem import PostProblem, PostVerdict
+from jndguard.core.faces.crop import expand_box
+
+CHANGE_MARGIN = 0.35
+CONTEXT_MARGIN = 0.6
+
+
+def region_of(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Box + margin, clipped, origin on the 16-pixel grid (JPEG blocks of the photo and of
+    the region coincide)."""
+    x1, y1, x2, y2 = expand_box(box, margin)
+    x0 = max(0, math.floor(x1) // 16 * 16)
+    y0 = max(0, math.floor(y1) // 16 * 16)
+    return x0, y0, min(width, math.ceil(x2)), min(height, math.ceil(y2))
+
+
+def dlib_points_for(pixels: np.ndarray, box) -> np.ndarray | None:
+    """dlib's 5-point landmarks for a face box, or None when dlib's alignment is not available."""
+    try:
+        from jndguard.core.faces.align import dlib_landmarks
+    except ImportError:
+        return None
+    return np.asarray(dlib_landmarks(pixels, box), dtype=float).reshape(5, 2)
+
+
+def geometry_of(face, pixels: np.ndarray, origin=(0, 0), with_dlib: bool = True) -> FaceGeometry:
+    """The face's geometry in the coordinates of an image cropped at ``origin``."""
+    h, w = pixels.shape[:2]
+    pts = dlib_points_for(pixels, face.box) if with_dlib else None
+    g = FaceGeometry(tuple(float(v) for v in face.box), np.asarray(face.landmarks, float), w, h, pts)
+    return g.shifted(*origin) if origin != (0, 0) else g
+
+
+def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometry, eot: PostEOT,
+               goal: Goal, targets: Sequence[torch.Tensor | None] | None = None,
+               others: Sequence[torch.Tensor | None] | None = None) -> list[RecogniserViews]:
+    """One :class:`RecogniserViews` per recogniser, with the clean references computed once."""
+    specs = view_specs(eot, geom.dlib_points is not None)
+    out = []
+    for k, rec in enumerate(recognisers):
+        refs = clean_references(rec, clean_ctx.to(rec.device), geom, specs)
+        t = None if goal is Goal.DODGE or targets is None else targets[k]
+        o = None if goal is Goal.DODGE or others is None else others[k]
+        out.append(RecogniserViews(rec, specs, refs, t, o))
+    return out
+
+
+class MatrixQuickCheck:
+    """The stopping check of post mode: the quick threat matrix (``jndguard.core.threat``) of the
+    whole 8-bit photo with the candidate region pasted in, judged for one face and the white-box
+    recognisers; a cell passes when it clears the line by ``margin`` (relative, see
+    :func:`~jndguard.core.attacks.post_eot.relative_margin`)."""
+
+    def __init__(self, matrix, protected: Callable[[], np.ndarray], face_index: int,
+                 change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal,
+                 margin: float) -> None:
+        self.matrix = matrix
+        self.margin = margin
+        self.protected = protected
+        self.face_index = face_index
+        self.change_abs = change_abs
+        self.names = set(names)
+        self.goal = goal
+
+    def photo_with(self, region: torch.Tensor) -> np.ndarray:
+        pixels = self.protected().copy()
+        x0, y0, x1, y1 = self.change_abs
+        pixels[y0:y1, x0:x1] = region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+        return pixels
+
+    @torch.no_grad()
+    def __call__(self, region: torch.Tensor) -> PostVerdict:
+        report = self.matrix.evaluate(self.photo_with(region))
+        mine = [e for e in report.entries if e.face == self.face_index and e.recogniser in self.names]
+        worst, worst_sim, details, failed = -9.0, float("nan"), [], 0
+        for e in mine:
+            kappa = relative_margin(self.margin, e.threshold)
+            if self.goal is Goal.DODGE:
+                s = e.similarity
+                gap = -9.0 if s is None else s - (e.threshold - kappa)
+            else:
+                s = e.target_similarity
+                gap = 9.0 if s is None else max((e.threshold + kappa) - s,
+                                                 (e.similarity or -1.0) - s)
+            if gap > worst:
+                worst, worst_sim = gap, float("nan") if s is None else float(s)
+            if gap >= 0:
+                failed += 1
+                details.append(f"{e.recogniser} {e.detector}/{e.crop}/{e.resize} {e.encoding} "
+                               f"vs {e.reference}: " + ("no face" if s is None else f"{s:.3f}"))
+        ok = bool(mine) and failed == 0 and not report.errors
+        return PostVerdict(ok, worst, worst_sim, len(mine), failed, details + list(report.errors))
+
+
+def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, target_photos=None):
+    """The quick threat matrix of a photo for the white-box recognisers, its clean side computed
+    once (the stopping margin is applied per recogniser by :class:`MatrixQuickCheck`)."""
+    from jndguard.core.threat.matrix import ThreatMatrix
+
+    return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, 0.0)
+
+
+def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarray, face,
+                      recognisers: Sequence, goal: Goal, eot: PostEOT,
+                      protected: Callable[[], np.ndarray], stop_margin: float, train_margin: float,
+                      generator: torch.Generator, targets=None, others=None,
+                      jnd_space: str = "rgb", matrix=None,
+                      face_index: int = 0) -> tuple[PostProblem, tuple[int, int, int, int]]:
+    """The :class:`PostProblem` of one face and its changing region in photo coordinates;
+    ``matrix`` (from :func:`quick_matrix`; built here for this face when None) judges success."""
+    h, w = clean_pixels.shape[:2]
+    change = region_of(face.box, CHANGE_MARGIN, w, h)
+    context = region_of(face.box, CONTEXT_MARGIN, w, h)
+    cx0, cy0, cx1, cy1 = context
+    ctx = x[:, :, cy0:cy1, cx0:cx1]
+    geom = geometry_of(face, clean_pixels, (cx0, cy0))
+    views = make_views(recognisers, ctx, geom, eot, goal, targets, others)
+    if matrix is None:
+        matrix, face_index = quick_matrix(clean_pixels, [face], recognisers), 0
+    judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
+                             stop_margin)
+    x0, y0, x1, y1 = change
+    problem = PostProblem(
+        context=ctx, change=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),
+        jnd=jnd[:, :, y0:y1, x0:x1], geometry=geom, views=views, eot=eot, judge=judge, goal=goal,
+        train_margin=train_margin, stop_margin=stop_margin, generator=generator, jnd_space=jnd_space,
+        long_edge=float(max(h, w)), face_side=float(max(face.width, face.height)))
+    return problem, change

@@ -1,0 +1,74 @@
+"""Post mode on a real face: one perturbation that holds on the tight crop, a 20 % margin crop
+and after a JPEG q75 re-encode (judged independently of the optimiser's own stopping check)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jndguard.core.faces import crop_resize, detect_faces, expand_box
+from jndguard.core.imageio import load_image
+from jndguard.core.pipeline import ProtectionSettings, match_faces, protect
+from jndguard.core.settings import HvsMode
+
+
+def _jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def test_fast_is_the_old_name_of_lossless_and_post_is_the_default():
+    assert ProtectionSettings().mode is HvsMode.POST
+    assert ProtectionSettings(mode="fast").mode is HvsMode.LOSSLESS
+    assert ProtectionSettings.from_flat({"mode": "fast"}).mode is HvsMode.LOSSLESS
+
+
+@pytest.mark.parametrize("white_box", [()])  # FaceNet alone keeps this test short
+def test_post_mode_protects_margin_crops_and_jpeg(celeb_dir, recogniser, white_box):
+    photo = load_image(sorted((celeb_dir / "val" / "madonna").glob("*.jpg"))[0])
+    torch.manual_seed(0)
+    res = protect(photo, ProtectionSettings(white_box=white_box, max_iterations=60), recogniser)
+    assert res.faces, "no face in the test photo"
+    face = res.faces[0]
+    f = res.per_face[0]
+    assert f["quick_matrix"]["cells"] > 0 and "quick_matrix" in f
+    x = photo.tensor()
+    tau = recogniser.threshold
+    checked = []
+    for name, pixels in (("file", res.protected), ("jpeg75", _jpeg(res.protected, 75))):
+        found = match_faces([face], detect_faces(pixels, "cpu", min_face_size=12))[0]
+        assert found is not None, f"face not re-detected on the {name} version"
+        z = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div(255)
+        for margin in (0.0, 0.2):
+            clean = recogniser(crop_resize(x, [expand_box(face.box, margin)]))[0]
+            prot = recogniser(crop_resize(z, [expand_box(found.box, margin)]))[0]
+            sim = float(prot @ clean)
+            checked.append((name, margin, round(sim, 3)))
+            assert sim < tau, f"recognised on {name}, margin {margin}: cos {sim:.3f} ≥ τ {tau:.3f}"
+    assert len(checked) == 4
+    assert res.success and f["psnr"] > 34
+
+
+def test_post_mode_impersonation_pulls_every_view_toward_the_target(celeb_dir, recogniser):
+    """Impersonation in post mode: after a short run the face's paired views are closer to the
+    target (Madonna's centroid) than the clean face was, on the file and after JPEG q75."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    photo = load_image(sorted((celeb_dir / "val" / "ben_afflek").glob("*.jpg"))[0])
+    res = protect(photo, ProtectionSettings(goal="impersonate", target="madonna", white_box=(),
+                                            max_iterations=12), recogniser)
+    names, cents = celebrity_gallery(recogniser)
+    target = cents[names.index("madonna")]
+    face = res.faces[0]
+    x = photo.tensor()
+    before = float(recogniser(crop_resize(x, [expand_box(face.box, 0.2)]))[0] @ target)
+    for pixels in (res.protected, _jpeg(res.protected, 75)):
+        z = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div(255)
+        after = float(recogniser(crop_resize(z, [expand_box(face.box, 0.2)]))[0] @ target)
+        assert after > before + 0.1, (before, after)
+    assert res.per_face[0]["quick_matrix"]["cells"] > 0
