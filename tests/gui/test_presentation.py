@@ -35,7 +35,7 @@ def test_live_protection_of_the_sample(qtbot, model_home, recogniser, monkeypatc
 
     seen: list[float] = []
     w.similarityChanged.connect(seen.append)
-    with qtbot.waitSignal(w.protectionFinished, timeout=120000) as done:
+    with qtbot.waitSignal(w.protectionFinished, timeout=300000) as done:
         qtbot.keyClick(w, Qt.Key.Key_Space)
         assert w.busy and not w.protect_button.isEnabled()
     result = done.args[0]
