@@ -86,12 +86,23 @@ def test_verify_human_output_is_a_grid(store_env, photo, tmp_path, capsys):
     assert "file" in out and "jpeg60" in out and "✗" in out and "NOT protected" in out
 
 
-def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch):
-    from jndguard.core import verify as v
+def _without_port(monkeypatch):
+    """A store without the dlib port: `models fetch` registers it, so hide it from the store's
+    listing (verify's default recognisers) and from the threat matrix's own lookup."""
+    from jndguard.core import models as M
     from jndguard.core.threat import recognisers as R
 
-    monkeypatch.setattr(v, "dlib_status", lambda: (False, "dlib check skipped: install the extra"))
+    listed = M.list_models
+    monkeypatch.setattr(M, "list_models",
+                        lambda home=None: [m for m in listed(home) if m["name"] != R.PORT_NAME])
     monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
+
+
+def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch):
+    from jndguard.core import verify as v
+
+    monkeypatch.setattr(v, "dlib_status", lambda: (False, "dlib check skipped: install the extra"))
+    _without_port(monkeypatch)
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy)
@@ -116,12 +127,11 @@ def test_dlib_black_box_without_the_port(store_env, photo, tmp_path, monkeypatch
     """Without the registered port, dlib itself is the matrix's dlib recogniser (its own
     chips only), with dlib's rule: similarity 1 − distance ≥ 1 − 0.6."""
     from jndguard.core import verify as v
-    from jndguard.core.threat import recognisers as R
 
     ok, why = v.dlib_status()
     if not ok:
         pytest.skip(why)
-    monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
+    _without_port(monkeypatch)
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
     rep = v.verify(photo, copy, matrix="quick")
