@@ -32,6 +32,10 @@ class ExportError(JNDGuardError):
     """A protected photo or report could not be written (read-only or full folder, …)."""
 
 
+class UsageError(JNDGuardError, ValueError):
+    """A bad option or argument, found before any work starts (exit status 2)."""
+
+
 class ShapeError(JNDGuardError, ValueError):
     """A tensor argument has the wrong shape (kornia's ShapeError style)."""
 

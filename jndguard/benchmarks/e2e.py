@@ -88,23 +88,19 @@ def time_photo(path: Path, settings, rec, device, verify: bool) -> dict:
     from jndguard.core.export import export_photo
     from jndguard.core.imageio import load_image
     from jndguard.core.pipeline import protect_steps
+    from jndguard.core.progress import drive
 
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     image = load_image(path)
     times["load"] = time.perf_counter() - t0
     marks: list[tuple[str, float]] = []
-    gen = protect_steps(image, settings, rec)
-    last = None
-    while True:
-        try:
-            step = next(gen)
-        except StopIteration as done:
-            result = done.value
-            break
-        if step.stage != last:
+
+    def mark(step) -> None:  # the time each stage starts
+        if not marks or step.stage != marks[-1][0]:
             marks.append((step.stage, time.perf_counter()))
-            last = step.stage
+
+    result = drive(protect_steps(image, settings, rec), mark)
     t_end = time.perf_counter()
     timings = getattr(result, "timings", None)
     times.update(timings if timings else _stage_times_from_steps(marks, t_end))

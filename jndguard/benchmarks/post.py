@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only every K-th of them (with --skip as the offset: parallel shards)")
     parser.add_argument("--matrix", choices=["full", "quick"], default="full")
     parser.add_argument("-o", "--output", type=Path, required=True, help="results folder")
+    parser.add_argument("--cost", type=int, default=0, metavar="N",
+                        help="only time N post-mode iterations on the first face against the bare "
+                             "forward+backward of the same batch, interleaved, and print the ratio")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="DIR",
+                        help="only summarise the results.jsonl of these folders (e.g. parallel shards) "
+                             "as Markdown: per config, then per face")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -56,12 +62,66 @@ def bare_step_seconds(recognisers, samples: int, reps: int = 3) -> float:
     return statistics.median(times)
 
 
-def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> dict:
-    """Protect one photo, judge it on the matrix, return the per-face record."""
+_GALLERIES: dict[str, object] = {}
+
+
+def gallery_of(person: str, home=None):
+    """The person's train photos as matrix references, one object per person so their
+    embeddings are computed once per run."""
+    from jndguard.core.models.store import dataset_dir
+    from jndguard.core.threat.matrix import as_references
+
+    if person not in _GALLERIES:
+        _GALLERIES[person] = as_references(dataset_dir(home) / "train" / person, "gallery")
+    return _GALLERIES[person]
+
+
+def iteration_cost(path: Path, settings, rec, n: int) -> dict:
+    """Median seconds of one post-mode iteration (views, encodings, both recognisers' forward
+    and backward, perceptual loss, step; no stopping check) and of the bare forward+backward of
+    the same number of random crops through the same recognisers, interleaved in one run."""
+    from dataclasses import replace as dc_replace
+
+    from jndguard.core.attacks.base import Goal
+    from jndguard.core.attacks.post_eot import PostEOT
+    from jndguard.core.attacks.post_problem import make_post_problem
+    from jndguard.core.faces import detect_faces
+    from jndguard.core.imageio import load_image
+    from jndguard.core.jnd import jnd_map
+    from jndguard.core.methods import POST_TRAIN_EXTRA, build_method
+    from jndguard.core.pipeline import white_box_recognisers
+
+    image = load_image(path)
+    face = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)[0]
+    x = image.tensor(rec.device)
+    jnd = jnd_map(x, settings.jnd_model, settings.jnd_color, settings.jnd_strength)
+    recs = white_box_recognisers(settings, rec)
+    problem, _ = make_post_problem(x, jnd, image.pixels, face, recs, Goal.DODGE,
+                                   PostEOT(samples=settings.eot_samples), lambda: image.pixels,
+                                   settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
+                                   torch.Generator().manual_seed(0))
+    method = build_method(settings)
+    method.config = dc_replace(method.config, check_share=2.0, max_iterations=4 * (n + 1))  # no checks
+    gen = method.iterate(problem)
+    its, bare = [], []
+    next(gen)  # warm-up
+    for _ in range(n):
+        t = time.perf_counter()
+        next(gen)
+        its.append(time.perf_counter() - t)
+        bare.append(bare_step_seconds(recs, settings.eot_samples, reps=1))
+    gen.close()
+    it_s, bare_s = statistics.median(its), statistics.median(bare)
+    return {"iteration_seconds": it_s, "bare_seconds": bare_s, "ratio": it_s / bare_s, "n": n,
+            "samples": settings.eot_samples, "recognisers": [r.name for r in recs]}
+
+
+def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str, recognisers=None) -> dict:
+    """Protect one photo, judge it on the matrix (the white-box ``recognisers``, the person's
+    train photos as the gallery), return the per-face record."""
     from PIL import Image
 
     from jndguard.core.imageio import load_image
-    from jndguard.core.models.store import dataset_dir
     from jndguard.core.pipeline import protect_steps
     from jndguard.core.progress import drive
     from jndguard.core.threat.matrix import evaluate_matrix
@@ -74,9 +134,9 @@ def protect_one(path: Path, settings, rec, out_dir: Path, matrix_size: str) -> d
     name = f"{path.parent.name}-{path.stem[:40]}.png"
     Image.fromarray(result.protected).save(out_dir / name)
     person = path.parent.name
-    gallery = dataset_dir(getattr(rec, "home", None)) / "train" / person
+    gallery = gallery_of(person, getattr(rec, "home", None))
     tm = time.perf_counter()
-    report = evaluate_matrix(image.pixels, result.protected, result.faces, None, matrix_size,
+    report = evaluate_matrix(image.pixels, result.protected, result.faces, recognisers, matrix_size,
                              gallery=gallery)
     matrix_seconds = time.perf_counter() - tm
     f = result.per_face[0] if result.per_face else {}
@@ -122,17 +182,82 @@ def summarise(config: dict, rows: list[dict], bare: float | None, samples: int) 
     return out
 
 
+def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = None) -> str:
+    """The summary and per-face tables of finished rows, as Markdown."""
+    lines = ["| config | faces | protected in every cell (all white-box recognisers) | per recogniser "
+             "| mean share of cells | PSNR dB | SSIM | over J | median s/face | median iterations |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"]
+    for label, rows in rows_by_config.items():
+        s = summarise({}, rows, None, 0)
+        per = ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["per_recogniser"].items())
+        share = ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["share_cells"].items())
+        lines.append(f"| {label} | {s['faces']} | {100 * s['protected_all']:.0f}% | {per} | {share} "
+                     f"| {s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f} | {s['ssim'][0]:.4f} ± {s['ssim'][1]:.4f} "
+                     f"| {100 * s['over_j']:.2f}% | {s['median_seconds']:.0f} "
+                     f"| {s['median_iterations']:.0f} |")
+    lines += ["", "Median seconds per face by stage:", "",
+              "| config | " + " | ".join(next(iter(rows_by_config.values()))[0]["split"]) + " |",
+              "|---|" + "---:|" * len(next(iter(rows_by_config.values()))[0]["split"])]
+    for label, rows in rows_by_config.items():
+        s = summarise({}, rows, None, 0)
+        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in s["split"].values()) + " |")
+    if costs:
+        lines += ["", "| config | recognisers | views each | iteration / bare forward+backward |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} | {c['ratio']:.2f} |"
+                  for c in costs]
+    lines += ["", "| config | photo | quick matrix (optimiser) | full matrix | worst cell | PSNR dB | "
+              "iterations |", "|---|---|---|---|---|---:|---:|"]
+    for label, rows in rows_by_config.items():
+        for r in rows:
+            worst = []
+            for name, v in r["matrix"].items():
+                if not v["protected"]:
+                    w = v["worst"]
+                    worst.append(f"{name} {w['detector']}/{w['crop']}/{w['resize']}/{w['encoding']} vs "
+                                 f"{w['reference']} {w['similarity']}")
+            lines.append(f"| {label} | {r['photo'].split('/')[0]} | "
+                         f"{'ok' if (r.get('quick_matrix') or {}).get('success') else 'fail'} "
+                         f"| {'ok' if r['matrix_protected'] else 'FAIL'} | {'; '.join(worst) or '–'} "
+                         f"| {r['psnr']:.2f} | {r['iterations']} |")
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
     from jndguard.core.pipeline import ProtectionSettings, white_box_recognisers
 
+    if args.summarise:
+        by: dict[str, list[dict]] = {}
+        costs = []
+        for d in args.summarise:
+            if (d / "results.jsonl").is_file():
+                for line in (d / "results.jsonl").read_text().splitlines():
+                    row = json.loads(line)
+                    by.setdefault(row["config"], []).append(row)
+            if (d / "iteration_cost.json").is_file():
+                costs += json.loads((d / "iteration_cost.json").read_text())
+        print(markdown(by, costs), end="")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = load_recogniser()
     photos = validation_photos(args.faces)[args.skip::args.every]
     configs = [json.loads(c) for c in args.config] or [{}]
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.cost:
+        out = [iteration_cost(photos[0], ProtectionSettings(**c), rec, args.cost)
+               | {"config": config_label(c)} for c in configs]
+        (args.output / "iteration_cost.json").write_text(json.dumps(out, indent=1))
+        if args.json:
+            emit_json(out)
+        else:
+            print_table(["config", "recognisers", "views each", "iteration s", "bare fwd+bwd s", "ratio"],
+                        [[o["config"], ", ".join(o["recognisers"]), o["samples"],
+                          f"{o['iteration_seconds']:.2f}", f"{o['bare_seconds']:.2f}", f"{o['ratio']:.2f}"]
+                         for o in out])
+        return 0
     log = args.output / "results.jsonl"
     done = {}
     if log.is_file():
@@ -152,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(done[key])
                 continue
             row = protect_one(path, settings, rec, args.output / f"config{configs.index(c)}",
-                              args.matrix)
+                              args.matrix, recs)
             row["config"] = label
             rows.append(row)
             with log.open("a") as fh:

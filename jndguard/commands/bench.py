@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "matrix": ("jndguard.benchmarks.matrix", "threat matrix cost per face (quick and full)"),
     "e2e": ("jndguard.benchmarks.e2e", "one photo's time per stage (2 MP and 12 MP)"),
     "cli": ("jndguard.benchmarks.cli", "`jndguard --help` start-up time vs `import torch`"),
+    "memory": ("jndguard.benchmarks.memory",
+               "peak memory per stage of protecting one photo at several sizes (memory model)"),
 }
 
 

@@ -31,9 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jndguard.core.device import resolve_device
+    from jndguard.core.models import load_recogniser
     from jndguard.core.verify import summarise, verify
 
-    report = verify(args.original, args.protected, device=resolve_device(args.device),
+    device = resolve_device(args.device)
+    load_recogniser(None, device)  # refuses an empty or damaged store, as protect and identify do
+    report = verify(args.original, args.protected, device=device,
                     matrix=args.matrix, gallery=args.gallery, use_dlib=not args.no_dlib,
                     target=args.target)
     if args.json:

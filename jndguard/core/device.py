@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from jndguard.core.defaults import DEVICE_CHOICES  # noqa: F401  (re-exported)
+from jndguard.core.defaults import DEVICE_CHOICES
+from jndguard.errors import UsageError
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """Turn a user choice into a torch.device.
 
     ``auto`` picks CUDA, then Apple MPS, then the CPU. Asking for a device that is not
-    present raises ValueError with a clear message instead of failing later.
+    present raises :class:`~jndguard.errors.UsageError` (a ValueError) with a clear message
+    instead of failing later.
     """
     if isinstance(name, torch.device):
         return name
@@ -24,9 +26,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available; use --device cpu")
+        raise UsageError(f"--device {name}: no CUDA device is available on this machine; "
+                         "use --device cpu (or auto)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("MPS was requested but is not available on this machine")
+        raise UsageError(f"--device {name}: Apple MPS is not available on this machine; "
+                         "use --device cpu (or auto)")
+    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+        raise UsageError(f"--device {name}: unknown device; choose from {', '.join(DEVICE_CHOICES)}")
     return torch.device(name)
 
 

@@ -22,8 +22,11 @@ Decisions:
   get their index as a key part (``face.verdicts.0.cosine``), other lists become JSON text.
   Adding photos appends rows; the header is the union of all columns, in first-seen order.
   The CSV is UTF-8 with a byte-order mark (so spreadsheet programs detect the encoding).
-- :func:`export_photo` is all-or-nothing per photo: if the report or the summary cannot be
-  written, the image and report it just wrote are removed again.
+- :func:`export_photo` is all-or-nothing per photo: the image, its report and the new
+  summary are each written completely to hidden temporary files first (verification runs
+  on the staged image, the very bytes that will be published), then renamed into place
+  together with SIGINT/SIGTERM held back; a failure or interruption at any point before
+  leaves none of the three, and a rename that fails undoes the ones before it.
 """
 
 from __future__ import annotations
@@ -192,6 +195,65 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _stage(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a complete, fsynced temporary file in ``path``'s folder; return its name.
+
+    Raises:
+        ExportError: any failure (the temporary file is removed).
+    """
+    try:
+        tmp, fd = _open_temp(path.parent, path.name)
+    except OSError as exc:
+        raise ExportError(_describe_os_error(exc, path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        _unlink_quiet(tmp)
+        raise ExportError(_describe_os_error(exc, path)) from exc
+    except Exception as exc:
+        _unlink_quiet(tmp)
+        raise ExportError(f"cannot write {path}: {type(exc).__name__}: {exc}") from exc
+    except BaseException:  # KeyboardInterrupt, SIGTERM, GeneratorExit: clean up, then propagate
+        _unlink_quiet(tmp)
+        raise
+    return tmp
+
+
+def _publish(staged: Sequence[tuple[Path, Path, bool]]) -> None:
+    """Rename staged temporary files onto their final names, all or none.
+
+    ``staged`` holds ``(temporary, final, overwrite)``. SIGINT and SIGTERM are held back
+    while the renames run (:func:`jndguard.core.signals.deferred_signals`); if a rename
+    fails, the files already renamed are removed again (files that replaced an existing
+    file, the summary, are renamed last, so a failure never leaves them changed alone).
+
+    Raises:
+        ExportError: a destination appeared meanwhile, or a rename failed.
+    """
+    from jndguard.core.signals import deferred_signals
+
+    done: list[Path] = []
+    with deferred_signals():
+        try:
+            for tmp, final, overwrite in staged:
+                if not overwrite and os.path.lexists(final):
+                    raise ExportError(f"refusing to overwrite {final}: the file appeared meanwhile")
+                try:
+                    os.replace(tmp, final)
+                except OSError as exc:
+                    raise ExportError(_describe_os_error(exc, final)) from exc
+                done.append(final)
+        except BaseException:
+            for final in done:
+                _unlink_quiet(final)
+            raise
+    for folder in {final.parent for _, final, _ in staged}:
+        _fsync_folder(folder)
+
+
 def atomic_write(
     path: str | Path,
     write: Callable[[IO[bytes]], None],
@@ -220,37 +282,21 @@ def atomic_write(
             file is removed; nothing appears under ``path``).
     """
     path = Path(path)
+    _check_destination(path, overwrite, protect)
+    tmp = _stage(path, write)
+    try:
+        _publish([(tmp, path, overwrite)])
+    finally:
+        _unlink_quiet(tmp)
+    return path
+
+
+def _check_destination(path: Path, overwrite: bool, protect: Iterable[str | Path]) -> None:
     for original in protect:
         if _same_file(path, Path(original)):
             raise ExportError(f"refusing to write {path}: it is the original photo")
     if not overwrite and os.path.lexists(path):
         raise ExportError(f"refusing to overwrite {path}: the file already exists")
-    try:
-        tmp, fd = _open_temp(path.parent, path.name)
-    except OSError as exc:
-        raise ExportError(_describe_os_error(exc, path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if not overwrite and os.path.lexists(path):
-            raise ExportError(f"refusing to overwrite {path}: the file appeared meanwhile")
-        os.replace(tmp, path)
-    except ExportError:
-        _unlink_quiet(tmp)
-        raise
-    except OSError as exc:
-        _unlink_quiet(tmp)
-        raise ExportError(_describe_os_error(exc, path)) from exc
-    except Exception as exc:
-        _unlink_quiet(tmp)
-        raise ExportError(f"cannot write {path}: {type(exc).__name__}: {exc}") from exc
-    except BaseException:  # KeyboardInterrupt, GeneratorExit: clean up, then propagate
-        _unlink_quiet(tmp)
-        raise
-    _fsync_folder(path.parent)
-    return path
 
 
 # --------------------------------------------------------------------------- images
@@ -587,6 +633,12 @@ def append_summary(
         ExportError: unreadable existing summary or failed write.
     """
     path = Path(out_dir) / name
+    data = _summary_bytes(path, rows)
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def _summary_bytes(path: Path, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The summary at ``path`` with ``rows`` appended, as the bytes to write."""
     header, old = _read_summary(path)
     new = [{k: _cell(v) for k, v in flatten(r).items()} for r in rows]
     seen = set(header)
@@ -600,8 +652,7 @@ def append_summary(
     writer.writeheader()
     writer.writerows(old)
     writer.writerows(new)
-    data = buf.getvalue().encode("utf-8-sig")
-    return atomic_write(path, lambda fh: fh.write(data))
+    return buf.getvalue().encode("utf-8-sig")
 
 
 def export_photo(
@@ -620,8 +671,9 @@ def export_photo(
     The report written is ``{"schema", "source" (file name only), "output", "export",
     "created", "jndguard_version", **report}``; ``report["faces"]`` (a list of dicts:
     method, parameters, seed, model, device, times, metrics, verdicts, …) gives one summary
-    row per face. All three files are written atomically; if the report or summary fails,
-    the image and report of this call are removed again.
+    row per face. The three files appear together or not at all (module docstring): an
+    error, a full disk, Ctrl-C or SIGTERM (with :func:`jndguard.core.signals.terminate_as_interrupt`)
+    at any point leaves nothing of this photo.
 
     Args:
         image: (H, W, 3) uint8 pixels or a float (1, 3, H, W) tensor in [0, 1].
@@ -631,8 +683,9 @@ def export_photo(
         options: encoding options (default PNG).
         icc_profile: the source's ICC profile, embedded only with ``options.keep_icc``.
         summary: also append to ``jndguard-summary.csv`` in ``out_dir``.
-        verify: called with the written image's path before the report is written; what it
-            returns is stored under ``"verification"`` (verification runs on the real file).
+        verify: called with the path of the staged (complete, fsynced) image before the
+            report is written; what it returns is stored under ``"verification"``
+            (verification runs on the real file's bytes).
 
     Returns:
         The paths written.
@@ -661,20 +714,32 @@ def export_photo(
     except TypeError as exc:
         raise ExportError(f"cannot write the report of {image_path.name}: {exc}") from exc
 
-    export_image(
-        pixels, out_dir, source=source, options=options, icc_profile=icc_profile, path=image_path
-    )
-    written = [image_path]
     protect = [source] if source is not None else []
+    _check_destination(image_path, False, protect)
+    _check_destination(report_path, False, protect)
+    staged: list[tuple[Path, Path, bool]] = []
     try:
+        image_tmp = _stage(image_path, lambda fh: encode_image(pixels, fh, options, icc_profile))
+        staged.append((image_tmp, image_path, False))
         if verify is not None:
-            full["verification"] = verify(image_path)
-        json_text = to_json_text(full).encode("utf-8")
-        atomic_write(report_path, lambda fh: fh.write(json_text), overwrite=False, protect=protect)
-        written.append(report_path)
-        summary_path = append_summary(out_dir, summary_rows(full)) if summary else None
-    except BaseException:
-        for p in written:
-            _unlink_quiet(p)
-        raise
+            verification = verify(image_tmp)  # the very bytes that will be published
+            if isinstance(verification, Mapping):  # name the published file, not the staged one
+                verification = {k: str(image_path) if v == str(image_tmp) else v
+                                for k, v in verification.items()}
+            full["verification"] = verification
+        try:
+            json_bytes = to_json_text(full).encode("utf-8")
+        except TypeError as exc:
+            raise ExportError(f"cannot write the report of {image_path.name}: {exc}") from exc
+        staged.append((_stage(report_path, lambda fh: fh.write(json_bytes)), report_path, False))
+        summary_path = None
+        if summary:
+            summary_path = out_dir / SUMMARY_NAME
+            csv_bytes = _summary_bytes(summary_path, summary_rows(full))
+            staged.append((_stage(summary_path, lambda fh: fh.write(csv_bytes)), summary_path, True))
+        _publish(staged)
+    finally:
+        for tmp, _, _ in staged:
+            _unlink_quiet(tmp)
+    log.info("exported %s", image_path)
     return ExportResult(image_path, report_path, summary_path)

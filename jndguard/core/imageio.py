@@ -11,6 +11,10 @@ Decisions (written down because nobody else will):
   before decoding, instead of Pillow's decompression-bomb warning.
 - Corrupt or truncated files raise :class:`ImageLoadError` naming the file; nothing is
   silently padded with grey.
+- Frames: animated or multi-page files (GIF, APNG, WebP, TIFF) give their first frame.
+- Notes: every such conversion (first frame of N taken, orientation applied, transparency
+  composited, bit depth or colour model converted) is written to ``LoadedImage.notes``,
+  which the pipeline carries into the report, the CLI output and the app.
 """
 
 from __future__ import annotations
@@ -123,6 +127,8 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> L
     """
     path = None if isinstance(source, bytes) else Path(source)
     label = "<bytes>" if path is None else str(path)
+    if path is not None and path.is_dir():
+        raise ImageLoadError(f"{label}: is a folder, not a photo; give one photo file")
     if path is not None and not path.is_file():
         raise ImageLoadError(f"{label}: no such file")
     try:
@@ -149,12 +155,15 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> L
             fmt = img.format
             source_mode = img.mode
             icc = img.info.get("icc_profile")
+            frames = int(getattr(img, "n_frames", 1) or 1)
+            if frames > 1:
+                notes.append(f"first frame of {frames} taken ({fmt} with {frames} frames)")
             img.load()
             oriented = ImageOps.exif_transpose(img)
             if oriented is not img:
                 orientation = img.getexif().get(0x0112)
                 if orientation not in (None, 1):
-                    notes.append(f"EXIF orientation {orientation} applied")
+                    notes.append(f"EXIF orientation {orientation} applied (rotated/flipped for display)")
             rgb = _to_rgb8(oriented, notes)
             pixels = np.array(rgb, dtype=np.uint8)
     except ImageLoadError:
@@ -166,6 +175,30 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> L
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageLoadError(f"{label}: decoded to an unexpected shape {pixels.shape}")
     return LoadedImage(path, pixels, source_mode, fmt, icc, notes)
+
+
+def read_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding the pixels.
+
+    Raises:
+        ImageLoadError: as :func:`load_image` does for a missing or unreadable file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a folder, not a photo; give one photo file")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # only the header is read; load_image applies the guard
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError as exc:
+        raise ImageLoadError(f"{path}: no such file") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path}: not an image file JNDGuard can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
 
 
 def is_supported(path: str | Path) -> bool:

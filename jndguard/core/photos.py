@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 #: File name suffixes the loader reads (:func:`jndguard.core.imageio.load_image`).
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: The marker of JNDGuard's own outputs (``photo.protected.png``).
 PROTECTED_MARK = ".protected"
 

@@ -17,6 +17,7 @@ seconds are in :attr:`ProtectionResult.timings`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ import torch
 from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
 from jndguard.core.faces import Face, detect_faces, expand_box
+from jndguard.core.faces.detect import split_possible
 from jndguard.core.imageio import LoadedImage, to_uint8
 
 # re-exported: the settings and the method registry have their own modules
@@ -85,6 +87,8 @@ class ProtectionResult:
     model: dict = field(default_factory=dict)
     #: seconds per stage: detect, jnd, optimisation, recheck, metrics
     timings: dict[str, float] = field(default_factory=dict)
+    possible_faces: list[Face] = field(default_factory=list)  # below min_probability, untouched
+    notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
 
 def face_region(face: Face, margin: float, width: int, height: int,
@@ -250,7 +254,6 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         Cancelled: the stop callback fired.
     """
     from jndguard.core.jnd import jnd_map
-    from jndguard.core.metrics import photo_report, region_report
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.gallery import celebrity_gallery
 
@@ -274,14 +277,31 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         timings[stage] = timings.get(stage, 0.0) + now - tick
         tick = now
 
+    from jndguard.core.memory import check_protect_memory
+
+    check_protect_memory(image.width, image.height, str(image.path or "this photo"))
     yield PipelineStep("detect", "detecting faces")
     tick = time.perf_counter()
     if faces is None:
         faces = detect_faces(image.pixels, "cpu", min_face_size=settings.min_face_size)
-    faces = list(faces)
+    faces, possible = split_possible(list(faces), settings.min_probability)
     n = len(faces)
     lap("detect")
+    notes = list(image.notes)
+    if possible:
+        notes.append(f"{len(possible)} possible face(s) below probability {settings.min_probability:g} "
+                     "left unprotected (" + ", ".join(f"p={f.probability:.2f}" for f in possible)
+                     + "); include them with --include-possible-faces")
     check_stop()
+    if not faces:  # nothing to protect: no JND map, no attack, the photo is returned as it was
+        yield PipelineStep("done", "no face found", success=False)
+        return ProtectionResult(
+            protected=image.pixels.copy(), jnd=np.zeros(image.pixels.shape, np.float32), faces=[],
+            per_face=[], metrics={}, settings=settings, success=False,
+            seconds=time.perf_counter() - t0, device=str(device),
+            model={"name": recogniser.name, "sha256": recogniser.info.sha256,
+                   "threshold": recogniser.threshold},
+            timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
     x = image.tensor(device)
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     tick = time.perf_counter()
@@ -374,15 +394,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     for i, v in enumerate(verdicts):
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
-        per_face[i]["quality"] = region_report(xc, final, jc, regions[i],
-                                               max_side=None if full_metrics else REGION_METRICS_SIDE)
-        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
-        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
-    changed = None
-    if regions:
-        changed = (min(r[0] for r in regions), min(r[1] for r in regions),
-                   max(r[2] for r in regions), max(r[3] for r in regions))
-    metrics = photo_report(xc, final, jc, changed, full=full_metrics)
+    del protected
+    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
     lap("metrics")
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
@@ -392,7 +405,55 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                "threshold": recogniser.threshold},
-        timings={k: round(v, 4) for k, v in timings.items()})
+        timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Python's MemoryError and PyTorch's CPU or GPU allocation failures."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
+
+
+def _measure(xc, final, jc, regions, per_face, notes, full_metrics: bool) -> dict:
+    """The quality figures of the finished photo: each face region, and the whole photo from
+    the window that changed. Out of memory here must not throw the finished protection away:
+    the figures are retried on the face regions alone at the cheap setting, and left out with
+    a note if even that fails."""
+    from jndguard.core.metrics import photo_report, region_report
+
+    try:
+        for i, region in enumerate(regions):
+            per_face[i]["quality"] = region_report(xc, final, jc, region,
+                                                   max_side=None if full_metrics else REGION_METRICS_SIDE)
+            per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
+            per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
+        changed = None
+        if regions:
+            changed = (min(r[0] for r in regions), min(r[1] for r in regions),
+                       max(r[2] for r in regions), max(r[3] for r in regions))
+        return photo_report(xc, final, jc, changed, full=full_metrics)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        logger.warning("out of memory measuring the photo: face regions only (%s)", exc)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    notes.append("out of memory measuring the whole photo: quality measured on the face regions only")
+    for i, region in enumerate(regions):
+        try:
+            q = region_report(xc, final, jc, region, max_side=REGION_METRICS_SIDE)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            q = None
+            notes.append(f"face {i}: out of memory measuring its region; no quality figures")
+        per_face[i]["quality"] = q
+        per_face[i]["psnr"] = None if q is None else q["psnr"]
+        per_face[i]["ssim"] = None if q is None else q["ssim"]
+    return {"unavailable": {"whole photo": "out of memory; see the face regions"}}
 
 
 def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
@@ -401,10 +462,17 @@ def white_box_recognisers(settings: ProtectionSettings, recogniser) -> list:
     from jndguard.core.models import load_recogniser
 
     out = [recogniser]
+    home = getattr(recogniser, "home", None)
     for name in settings.white_box:
         if name and name != recogniser.name:
-            out.append(load_recogniser(name, recogniser.device, home=getattr(recogniser, "home", None)))
+            key = (name, str(recogniser.device), str(home))
+            if key not in _WHITE_BOX:  # loaded once per process (dlib's port parses its .dat file)
+                _WHITE_BOX[key] = load_recogniser(name, recogniser.device, home=home)
+            out.append(_WHITE_BOX[key])
     return out
+
+
+_WHITE_BOX: dict[tuple[str, str, str], object] = {}
 
 
 def _impersonation_refs(recognisers, target: str):
@@ -443,8 +511,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         from jndguard.core.models.store import dataset_dir
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
-    matrix = (quick_matrix(image.pixels, faces, recognisers, settings.stop_margin, target_photos)
-              if n else None)
+    matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
     protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side

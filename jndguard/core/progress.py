@@ -18,3 +18,13 @@ def drive(gen: Generator[Any, Any, R], on_step: Callable[[Any], None] | None = N
             return done.value
         if on_step is not None:
             on_step(step)
+
+
+def relay(gen: Generator[Any, Any, R], convert: Callable[[Any], Any]) -> Generator[Any, None, R]:
+    """Re-yield ``convert(step)`` for every step of ``gen``; return its value (``yield from``)."""
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as done:
+            return done.value
+        yield convert(step)

@@ -79,6 +79,9 @@ def build_report(result: Any, verification: dict | None = None) -> dict[str, Any
         "success": bool(getattr(result, "success", False)),
         "metrics": getattr(result, "metrics", None),
         "faces": faces,
+        # what the loader changed and which detections were left alone (possible faces)
+        "notes": list(getattr(result, "notes", None) or []),
+        "possible_faces": [f.to_dict() for f in getattr(result, "possible_faces", None) or []],
     }
     if verification is not None:
         report["verification"] = verification

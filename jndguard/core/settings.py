@@ -182,6 +182,11 @@ class JNDOptions:
         object.__setattr__(self, "color", JndColor(self.color))
 
 
+#: MTCNN probability below which a detection is only a "possible face": listed, not protected
+#: (measured on the validation and Kodak faces: :mod:`jndguard.core.faces.detect`).
+PROTECT_MIN_PROBABILITY = 0.88
+
+
 @dataclass(frozen=True)
 class FaceOptions:
     """Regions, robustness and the re-detection check (docs/design.md §4)."""
@@ -190,6 +195,7 @@ class FaceOptions:
     robust: bool = False  # also survive JPEG and resizing
     jitter_samples: int = 4  # crop shifts per step
     min_face_size: int = 20
+    min_probability: float = PROTECT_MIN_PROBABILITY  # lower: include possible faces
     safety_margin: float = 0.0  # κ past the threshold
     max_rounds: int = 3  # warm-started rounds for faces still recognised after re-detection
 
@@ -227,6 +233,7 @@ FLAT: dict[str, tuple[str | None, str]] = {
     "seed": ("run", "seed"),
     "model": ("run", "model"),
     "min_face_size": ("faces", "min_face_size"),
+    "min_probability": ("faces", "min_probability"),
     "safety_margin": ("faces", "safety_margin"),
     "max_rounds": ("faces", "max_rounds"),
     "shrink": ("hvs", "shrink"),

@@ -79,7 +79,8 @@ class DlibRecogniser:
 def verify(original: str | Path, protected: str | Path, recognisers: list | None = None,
            device: torch.device | str = "cpu", matrix: str = "quick",
            gallery: str | Path | ReferencePhotos | None = None, use_dlib: bool = True,
-           min_face_size: int = 20, target: str | None = None, margin: float = 0.0) -> dict:
+           min_face_size: int = 20, target: str | None = None, margin: float = 0.0,
+           min_probability: float | None = None) -> dict:
     """Verify an exported file in the threat matrix (see module docstring).
 
     Args:
@@ -95,6 +96,8 @@ def verify(original: str | Path, protected: str | Path, recognisers: list | None
         min_face_size: detection floor for the original's faces.
         target: impersonation target (a 5-celebrity identity): verified as impersonation.
         margin: safety margin κ below (dodging) / above (impersonation) the thresholds.
+        min_probability: the original's faces below this are possible faces, not checked
+            (default: the floor protection uses, ``PROTECT_MIN_PROBABILITY``).
 
     Returns:
         The :class:`~jndguard.core.threat.matrix.MatrixReport` as a dict (top-level
@@ -110,7 +113,12 @@ def verify(original: str | Path, protected: str | Path, recognisers: list | None
     if recognisers is None:
         recognisers = [load_recogniser(m["name"], device) for m in list_models()]
     recs, notes = default_recognisers(recognisers, device, use_dlib)
-    faces = detect_faces(orig.pixels, "cpu", min_face_size=min_face_size)
+    from jndguard.core.faces.detect import PROTECT_MIN_PROBABILITY, split_possible
+
+    floor = PROTECT_MIN_PROBABILITY if min_probability is None else min_probability
+    faces, possible = split_possible(detect_faces(orig.pixels, "cpu", min_face_size=min_face_size), floor)
+    if possible:
+        notes = [*notes, f"{len(possible)} possible face(s) below probability {floor:g} not checked"]
     refs = None
     if target:
         refs = target_photos(target)

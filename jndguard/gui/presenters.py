@@ -95,6 +95,14 @@ def metric_rows(results: Sequence[Any]) -> list[Row]:
         "Every face judged on the 8-bit result, re-detected",
         judge=lambda v: bool(v),
     )
+    if any(getattr(r.result, "notes", None) for r in results):
+        add(
+            "Notes",
+            lambda r: list(getattr(r.result, "notes", None) or []),
+            lambda v: "; ".join(v) if v else "—",
+            "What the loader changed (first frame taken, orientation, transparency) and what was "
+            "left out (possible faces below the probability floor)",
+        )
     section("Quality (whole photo)")
     add("PSNR", lambda r: m(r, "psnr"), lambda v: _fmt(v, ".2f", " dB"), "Peak signal-to-noise ratio")
     add("SSIM", lambda r: m(r, "ssim"), lambda v: _fmt(v, ".4f"), "Structural similarity (11×11 Gaussian)")

@@ -407,7 +407,7 @@ def test_export_photo_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(*args, **kwargs):
         raise ExportError("summary failed")
 
-    monkeypatch.setattr(export, "append_summary", broken)
+    monkeypatch.setattr(export, "_summary_bytes", broken)
     with pytest.raises(ExportError, match="summary failed"):
         export_photo(_photo_array(), tmp_path, report={"faces": [_face(0)]})
     assert list(tmp_path.iterdir()) == []

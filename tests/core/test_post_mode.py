@@ -52,3 +52,23 @@ def test_post_mode_protects_margin_crops_and_jpeg(celeb_dir, recogniser, white_b
             assert sim < tau, f"recognised on {name}, margin {margin}: cos {sim:.3f} ≥ τ {tau:.3f}"
     assert len(checked) == 4
     assert res.success and f["psnr"] > 34
+
+
+def test_post_mode_impersonation_pulls_every_view_toward_the_target(celeb_dir, recogniser):
+    """Impersonation in post mode: after a short run the face's paired views are closer to the
+    target (Madonna's centroid) than the clean face was, on the file and after JPEG q75."""
+    from jndguard.core.models.gallery import celebrity_gallery
+
+    photo = load_image(sorted((celeb_dir / "val" / "ben_afflek").glob("*.jpg"))[0])
+    res = protect(photo, ProtectionSettings(goal="impersonate", target="madonna", white_box=(),
+                                            max_iterations=12), recogniser)
+    names, cents = celebrity_gallery(recogniser)
+    target = cents[names.index("madonna")]
+    face = res.faces[0]
+    x = photo.tensor()
+    before = float(recogniser(crop_resize(x, [expand_box(face.box, 0.2)]))[0] @ target)
+    for pixels in (res.protected, _jpeg(res.protected, 75)):
+        z = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div(255)
+        after = float(recogniser(crop_resize(z, [expand_box(face.box, 0.2)]))[0] @ target)
+        assert after > before + 0.1, (before, after)
+    assert res.per_face[0]["quick_matrix"]["cells"] > 0

@@ -27,6 +27,8 @@ FIELD = {
     "jitter_samples": lambda s: s.jitter_samples,
     "max_rounds": lambda s: s.max_rounds,
     "seed": lambda s: s.seed,
+    "stop_margin": lambda s: s.stop_margin,
+    "eot_samples": lambda s: s.eot_samples,
 }
 
 
@@ -101,7 +103,7 @@ def test_strength_presets_and_paper_defaults(qtbot, make_window):
     panel = w.controls
     qtbot.mouseClick(panel.strength_buttons["strong"], Qt.MouseButton.LeftButton)
     s = w.controller.settings
-    assert s.robust and params.strength_of(s) == "strong"
+    assert s.mode == "post" and s.stop_margin == 0.2 and params.strength_of(s) == "strong"
     assert panel.strength_buttons["strong"].isChecked()
     qtbot.mouseClick(panel.strength_buttons["light"], Qt.MouseButton.LeftButton)
     assert params.strength_of(w.controller.settings) == "light"

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
+from jndguard.core.attacks.loop import IterationLog
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import cosine_margin_loss, paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import ABLATIONS, hvs_perceptual_loss, sobel
@@ -206,7 +207,9 @@ class HVSJND:
         floor = 0.0
         p = (init.detach().clone() if init is not None else torch.zeros_like(x)).requires_grad_(True)
         total = 0
-        history: list[dict] = []
+        log = IterationLog(problem, cfg.max_iterations * cfg.max_attempts, cfg.stop_margin,
+                           cfg.preview_every, with_attempt=True)
+        history = log.history
         judged = (False, 1.0, None)
         best_p = p.detach().clone()
         for attempt in range(1, cfg.max_attempts + 1):
@@ -229,21 +232,13 @@ class HVSJND:
                         p.sub_(cfg.step_size * g / rms)
                 with torch.no_grad():  # keep Z = X + P inside [0, 1]
                     p.copy_((x + p).clamp(0, 1) - x)
-                success = False
-                sim, tsim = float(s_self[0]), None if s_t is None else float(s_t[0])
-                if self._passes(problem, s_self, s_t):
-                    ok, worst, worst_t = problem.judge(x + p.detach(), cfg.stop_margin)
-                    sim, tsim = worst, worst_t
-                    if ok:
-                        success, judged, best_p = True, (ok, worst, worst_t), p.detach().clone()
                 losses = {"total": float(loss.detach()), "adv": float(adv.detach()), **terms}
-                history.append({"iteration": total, "attempt": attempt, **losses, "similarity": sim})
-                preview = None
-                if cfg.preview_every and (it % cfg.preview_every == 0 or success):
-                    preview = p.detach()[0].clone()
-                yield Step(total, cfg.max_iterations * cfg.max_attempts, losses, sim, tsim, beta,
-                           success, attempt, preview)
-                if success:
+                done = log.record(total, losses, s_self, s_t, x + p.detach(), lambda p=p: p, attempt,
+                                  preview_index=it, beta=beta)
+                yield done
+                if done.success:
+                    judged = (True, done.similarity, done.target_similarity)
+                    best_p = p.detach().clone()
                     break
             if judged[0]:
                 break

@@ -1,7 +1,7 @@
 """One optimisation loop for the gradient methods (docs/design.md §5 "first successful iterate").
 
-MND and JNDMGA differ in their loss and their step; everything around the step is the same and
-lives here once. :class:`IterationLog` is the tail of an iteration: if every jittered training
+MND, JNDMGA and HVS-JND differ in their loss and their step; everything around the step is the
+same and lives here once. :class:`IterationLog` is the tail of an iteration: if every jittered training
 crop already passes (a cheap check on the crops the gradient came from), judge the quantised
 iterate on the fixed check boxes with an extra margin; record the losses and the similarity;
 attach a perturbation preview every n-th iteration (and on success); make the
@@ -49,7 +49,8 @@ class IterationLog:
     def record(self, iteration: int, losses: dict[str, float], s_self: torch.Tensor,
                s_t: torch.Tensor | None, candidate: torch.Tensor,
                perturbation: Callable[[], torch.Tensor], attempt: int = 1,
-               preview_index: int | None = None) -> Step:
+               preview_index: int | None = None,
+               beta: tuple[float, float, float] | None = None) -> Step:
         """The Step of one iteration.
 
         Args:
@@ -61,6 +62,7 @@ class IterationLog:
                 a preview is due.
             attempt: the attempt (β schedule) the iteration belongs to.
             preview_index: the counter the preview cadence follows (default: ``iteration``).
+            beta: the loss weights of this iteration (default: the log's).
         """
         sim, tsim = float(s_self[0]), None if s_t is None else float(s_t[0])
         success = False
@@ -73,8 +75,8 @@ class IterationLog:
         preview = None
         if self.preview_every and (n % self.preview_every == 0 or success):
             preview = perturbation().detach()[0].clone()
-        return Step(iteration, self.max_iterations, losses, sim, tsim, self.beta, success, attempt,
-                    preview)
+        return Step(iteration, self.max_iterations, losses, sim, tsim,
+                    self.beta if beta is None else beta, success, attempt, preview)
 
 
 class GradientAnchor(AnchorMethod):

@@ -9,7 +9,6 @@ view reads, so views near the border of the changing region see the real surroun
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 
@@ -24,8 +23,6 @@ from jndguard.core.attacks.post_eot import (
     clean_references,
     relative_margin,
     view_specs,
-    view_transform,
-    warp_views,
 )
 from jndguard.core.attacks.problem import PostProblem, PostVerdict
 from jndguard.core.faces.crop import expand_box
@@ -60,21 +57,6 @@ def geometry_of(face, pixels: np.ndarray, origin=(0, 0), with_dlib: bool = True)
     return g.shifted(*origin) if origin != (0, 0) else g
 
 
-def pillow_encode(pixels: np.ndarray, quality: int | None, long_edge: int | None = None) -> np.ndarray:
-    """What a photo site does: optional resize to ``long_edge`` (antialiased), JPEG (4:2:0)."""
-    from PIL import Image
-
-    img = Image.fromarray(pixels)
-    if long_edge is not None and max(img.size) > long_edge:
-        s = long_edge / max(img.size)
-        img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
-    if quality is None:
-        return np.asarray(img)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=int(quality))
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
 def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometry, eot: PostEOT,
                goal: Goal, targets: Sequence[torch.Tensor | None] | None = None,
                others: Sequence[torch.Tensor | None] | None = None) -> list[RecogniserViews]:
@@ -87,75 +69,6 @@ def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometr
         o = None if goal is Goal.DODGE or others is None else others[k]
         out.append(RecogniserViews(rec, specs, refs, t, o))
     return out
-
-
-class InterimQuickCheck:
-    """Stopping check used while ``jndguard.core.threat`` is not installed: the quick matrix's
-    cells (box + 20 % and + 30 %, ArcFace and dlib-chip alignment, antialiased; the file, JPEG
-    q75 and JPEG q85) on real Pillow encodes of the whole 8-bit photo, faces re-detected by
-    MTCNN on each (the clean geometry when the face is not found), compared with the clean
-    references. Success when every cell clears the line by ``margin``."""
-
-    def __init__(self, clean_pixels: np.ndarray, protected: Callable[[], np.ndarray], face,
-                 change_abs: tuple[int, int, int, int], context_abs: tuple[int, int, int, int],
-                 views: list[RecogniserViews], goal: Goal, margin: float,
-                 encodings: Sequence[int | None] = (None, 75, 85)) -> None:
-        self.clean_pixels = clean_pixels
-        self.protected = protected
-        self.face = face
-        self.change_abs, self.context_abs = change_abs, context_abs
-        self.views, self.goal, self.margin = views, goal, margin
-        self.encodings = tuple(encodings)
-
-    def photo_with(self, region: torch.Tensor) -> np.ndarray:
-        pixels = self.protected().copy()
-        x0, y0, x1, y1 = self.change_abs
-        pixels[y0:y1, x0:x1] = region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
-        return pixels
-
-    @torch.no_grad()
-    def __call__(self, region: torch.Tensor) -> PostVerdict:
-        from jndguard.core.faces import detect_faces
-        from jndguard.core.pipeline import match_faces
-
-        pixels = self.photo_with(region)
-        cx0, cy0, cx1, cy1 = self.context_abs
-        worst, worst_sim, cells, failed, details = -9.0, float("nan"), 0, 0, []
-        for q in self.encodings:
-            enc = pillow_encode(pixels, q)
-            found = match_faces([self.face], detect_faces(enc, "cpu", min_face_size=12))[0]
-            face = found or self.face
-            geom = geometry_of(face, enc, (cx0, cy0), any(
-                s.convention == "dlib-chip" for v in self.views for s in v.specs))
-            ctx = torch.from_numpy(enc[cy0:cy1, cx0:cx1].copy()).permute(2, 0, 1)[None].float().div(255)
-            for rv in self.views:
-                crops = []
-                for aa in (True,):
-                    idx = [i for i, s in enumerate(rv.specs) if s.antialias == aa and (
-                        s.convention in ("arcface", "dlib-chip")
-                        or (s.convention == "box" and s.margin >= 0.2))]
-                    m = torch.as_tensor(np.stack([view_transform(rv.specs[i], geom, rv.size) for i in idx]),
-                                        dtype=torch.float32)
-                    crops.append((idx, warp_views(ctx, m, rv.size, aa)))
-                idx = [i for ids, _ in crops for i in ids]
-                emb = rv.recogniser(torch.cat([c for _, c in crops]).to(rv.recogniser.device))
-                kappa = rv.margin(self.margin)
-                if rv.target is None:
-                    s = (emb * rv.references[idx]).sum(1)
-                    gap = s - (rv.threshold - kappa)
-                else:
-                    s = emb @ rv.target
-                    gap = (rv.threshold + kappa) - s
-                for k, i in enumerate(idx):
-                    cells += 1
-                    g = float(gap[k])
-                    if g >= 0:
-                        failed += 1
-                        details.append(f"{rv.name} {rv.specs[i].label} {'file' if q is None else f'jpeg{q}'}"
-                                       f" cos {float(s[k]):.3f}")
-                    if g > worst:
-                        worst, worst_sim = g, float(s[k])
-        return PostVerdict(failed == 0, worst, worst_sim, cells, failed, details)
 
 
 class MatrixQuickCheck:
@@ -205,13 +118,11 @@ class MatrixQuickCheck:
         return PostVerdict(ok, worst, worst_sim, len(mine), failed, details + list(report.errors))
 
 
-def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, margin: float, target_photos=None):
-    """The quick threat matrix of a photo for the white-box recognisers (clean side computed
-    once), or None while ``jndguard.core.threat`` is not available."""
-    try:
-        from jndguard.core.threat.matrix import ThreatMatrix
-    except ImportError:
-        return None
+def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, target_photos=None):
+    """The quick threat matrix of a photo for the white-box recognisers, its clean side computed
+    once (the stopping margin is applied per recogniser by :class:`MatrixQuickCheck`)."""
+    from jndguard.core.threat.matrix import ThreatMatrix
+
     return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, 0.0)
 
 
@@ -222,7 +133,7 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
                       jnd_space: str = "rgb", matrix=None,
                       face_index: int = 0) -> tuple[PostProblem, tuple[int, int, int, int]]:
     """The :class:`PostProblem` of one face and its changing region in photo coordinates;
-    ``matrix`` (from :func:`quick_matrix`) judges success, else the interim check."""
+    ``matrix`` (from :func:`quick_matrix`; built here for this face when None) judges success."""
     h, w = clean_pixels.shape[:2]
     change = region_of(face.box, CHANGE_MARGIN, w, h)
     context = region_of(face.box, CONTEXT_MARGIN, w, h)
@@ -230,11 +141,10 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
     ctx = x[:, :, cy0:cy1, cx0:cx1]
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
     views = make_views(recognisers, ctx, geom, eot, goal, targets, others)
-    if matrix is not None:
-        judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
-                                 stop_margin)
-    else:
-        judge = InterimQuickCheck(clean_pixels, protected, face, change, context, views, goal, stop_margin)
+    if matrix is None:
+        matrix, face_index = quick_matrix(clean_pixels, [face], recognisers), 0
+    judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
+                             stop_margin)
     x0, y0, x1, y1 = change
     problem = PostProblem(
         context=ctx, change=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),

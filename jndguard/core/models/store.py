@@ -106,14 +106,43 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def read_manifest(home: Path | None = None) -> dict:
-    """The manifest, or an empty one when nothing has been fetched."""
+    """The manifest, or an empty one when nothing has been fetched.
+
+    Raises:
+        ModelIntegrityError: the file is truncated or not a manifest (``models fetch``
+            repairs it).
+    """
     path = (home or models_home()) / MANIFEST
     if not path.is_file():
         return {"format": MANIFEST_FORMAT, "models": {}, "datasets": {}}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelIntegrityError(f"{path} is corrupt ({exc}); run `jndguard models fetch`") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(
+            f"{path} is damaged ({exc}); run `jndguard models fetch` to repair the store") from exc
+    except OSError as exc:
+        raise ModelIntegrityError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict) \
+            or not isinstance(data.get("datasets", {}), dict):
+        raise ModelIntegrityError(
+            f"{path} is not a JNDGuard manifest; run `jndguard models fetch` to repair the store")
+    return data
+
+
+def _set_aside_damaged_manifest(home: Path) -> None:
+    """Move a damaged manifest out of the way (kept for inspection) so a fetch can rebuild."""
+    try:
+        read_manifest(home)
+    except ModelIntegrityError as exc:
+        path = home / MANIFEST
+        aside = path.with_name(f"{MANIFEST}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        logger.warning("%s; rebuilding it (the damaged file is kept as %s)", exc, aside.name)
+        os.replace(path, aside)
+
+
+def dataset_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every photo of a dataset folder, by path relative to it."""
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.glob("*/*/*.jpg"))}
 
 
 def write_manifest(manifest: dict, home: Path | None = None) -> None:
@@ -292,14 +321,25 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
         The manifest written.
     """
     from jndguard.core.models.calibrate import calibrate, index_faces
+    from jndguard.core.models.gallery import forget_gallery, gallery_path
     from jndguard.core.models.keras_facenet import build_facenet128, convert_keras_h5
     from jndguard.core.models.recogniser import Recogniser, RecogniserInfo
 
     home = home or models_home()
+    home.mkdir(parents=True, exist_ok=True)
+    _set_aside_damaged_manifest(home)
     if not force and is_fetched(home):
-        problems = [p for p in verify_store(home) if not p.startswith(f"{DLIB_MODEL}:")]
+        found = verify_store(home)
+        if any(": identity gallery " in p for p in found):
+            yield FetchProgress("repair", None, "recomputing the damaged identity galleries")
+            _repair_galleries(home, device)
+            found = verify_store(home)
+        problems = [p for p in found if not p.startswith(f"{DLIB_MODEL}:")]
         if not problems:
             manifest = yield from register_dlib_steps(home, device)
+            if _record_missing_hashes(home):  # a store fetched by an older version
+                yield FetchProgress("verify", None, "recorded the hashes of the galleries and the dataset")
+                manifest = read_manifest(home)
             yield FetchProgress("done", 1.0, f"models already present in {home}")
             return manifest
         logger.warning("store incomplete or damaged, refetching: %s", "; ".join(problems))
@@ -338,8 +378,7 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     yield FetchProgress("extract", None, "extracting the 5-celebrity photos")
     ds_dir = dataset_dir(home)
     ds_dir.parent.mkdir(parents=True, exist_ok=True)
-    index = ds_dir / "faces.json"
-    faces_cache = index.read_text() if index.is_file() else None
+    faces_cache = _sound_faces_index(home)
     n_photos = _extract_dataset(local, ds_dir)
 
     # 3. convert the Keras weights
@@ -393,6 +432,9 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
     backbone = build_facenet128()
     backbone.load_state_dict(state)
     gallery_rec = Recogniser(backbone, RecogniserInfo(DEFAULT_MODEL, 128, stats["threshold"], model_sha))
+    gallery_file = gallery_path(home, model_sha)
+    forget_gallery(gallery_file)
+    gallery_file.unlink(missing_ok=True)  # recomputed: a damaged one is never reused
     celebrity_gallery(gallery_rec.to(device), home)
 
     manifest = read_manifest(home) if (home / MANIFEST).is_file() else {}
@@ -407,15 +449,20 @@ def fetch_steps(home: Path | None = None, archive: Path | None = None,
         "embedding_dim": 128, "preprocess": "per-image", "input_size": 160,
         "description": "FaceNet Inception-ResNet-v1, 128-d, MS-Celeb-1M (Keras weights converted)",
         "conversion": conv_report, "calibration": stats, "threshold": stats["threshold"],
+        "gallery": {"file": str(gallery_file.relative_to(home).as_posix()),
+                    "sha256": sha256_file(gallery_file)},
     }
     manifest.setdefault("datasets", {})[DATASET] = {
         "dir": f"datasets/{DATASET}", "photos": n_photos, "faces_index": "faces.json",
+        "photo_sha256": dataset_hashes(ds_dir), "faces_index_sha256": sha256_file(ds_dir / "faces.json"),
     }
     manifest["versions"] = _versions()
     manifest["fetched_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["fetch_seconds"] = round(time.perf_counter() - t0, 1)
     write_manifest(manifest, home)
     manifest = yield from register_dlib_steps(home, device, force=force)
+    if _record_missing_hashes(home):  # galleries computed by the step above
+        manifest = read_manifest(home)
     yield FetchProgress("done", 1.0, f"models ready in {home}")
     return manifest
 
@@ -513,9 +560,19 @@ def register_dlib_steps(home: Path | None = None, device: str = "cpu", force: bo
 
 
 def verify_store(home: Path | None = None) -> list[str]:
-    """Re-hash everything the manifest lists; return a list of problems (empty = all good)."""
+    """Re-hash everything the store relies on; return a list of problems (empty = all good).
+
+    Checked: the manifest itself, every model file, every identity gallery
+    (``models/gallery-*.pt``: recorded hash, and content), the archive, the dataset photos
+    (one digest over all of them) and its face index. Every problem names its file.
+    """
+    from jndguard.core.models.gallery import check_gallery_file, gallery_path
+
     home = home or models_home()
-    m = read_manifest(home)
+    try:
+        m = read_manifest(home)
+    except ModelIntegrityError as exc:
+        return [str(exc)]
     problems = []
     if not m.get("models"):
         return ["no models fetched"]
@@ -523,7 +580,8 @@ def verify_store(home: Path | None = None) -> list[str]:
         path = _model_path(entry, home)
         if not path.is_file():
             problems.append(f"{name}: {path} missing")
-        elif sha256_file(path) != entry["sha256"]:
+            continue
+        if sha256_file(path) != entry.get("sha256"):
             problems.append(f"{name}: {path} hash mismatch")
         lm = entry.get("landmarks")
         if lm:
@@ -532,6 +590,14 @@ def verify_store(home: Path | None = None) -> list[str]:
                 problems.append(f"{name}: {lpath} missing")
             elif sha256_file(lpath) != lm["sha256"]:
                 problems.append(f"{name}: {lpath} hash mismatch")
+        rec = entry.get("gallery") or {}
+        gal = home / rec["file"] if rec.get("file") else gallery_path(home, entry.get("sha256", ""))
+        if gal.is_file():
+            why = check_gallery_file(gal, rec.get("sha256"), entry.get("embedding_dim"))
+            if why:
+                problems.append(f"{name}: identity gallery {why}")
+        elif rec:
+            problems.append(f"{name}: identity gallery {gal} missing")
     src = m.get("source")
     if src:
         arch = home / src["file"]
@@ -543,8 +609,96 @@ def verify_store(home: Path | None = None) -> list[str]:
         d = home / ds["dir"]
         n = len(list(d.glob("*/*/*.jpg"))) if d.is_dir() else 0
         if n != ds["photos"]:
-            problems.append(f"dataset {name}: {n} photos, expected {ds['photos']}")
+            problems.append(f"dataset {name}: {n} photos in {d}, expected {ds['photos']}")
+        elif ds.get("photo_sha256"):
+            now = dataset_hashes(d)
+            bad = [d / r for r, h in ds["photo_sha256"].items() if now.get(r) != h]
+            if bad:
+                problems.append(f"dataset {name}: {', '.join(map(str, bad[:3]))}"
+                                + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                                + " changed or replaced (hash mismatch)")
+        index = d / ds.get("faces_index", "faces.json")
+        if ds.get("faces_index_sha256") and index.is_file() \
+                and sha256_file(index) != ds["faces_index_sha256"]:
+            problems.append(f"dataset {name}: {index} hash mismatch")
+        elif index.is_file() and _sound_faces_index(home) is None:
+            problems.append(f"dataset {name}: {index} is damaged")
     return problems
+
+
+def _sound_faces_index(home: Path) -> str | None:
+    """The text of the dataset's face index when it is intact, else None."""
+    m = read_manifest(home)
+    ds = m.get("datasets", {}).get(DATASET, {})
+    index = dataset_dir(home) / "faces.json"
+    if not index.is_file():
+        return None
+    if ds.get("faces_index_sha256") and sha256_file(index) != ds["faces_index_sha256"]:
+        return None
+    try:
+        text = index.read_text(encoding="utf-8")
+        rows = json.loads(text)
+        if not isinstance(rows, list) or not all(
+                isinstance(r, dict) and {"path", "person", "split", "box"} <= set(r) for r in rows):
+            return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return text
+
+
+def _repair_galleries(home: Path, device: str = "cpu") -> None:
+    """Recompute the damaged identity galleries (their models passed the hash check) and
+    record the new hashes."""
+    from jndguard.core.models.gallery import (
+        celebrity_gallery,
+        check_gallery_file,
+        forget_gallery,
+        gallery_path,
+    )
+
+    m = read_manifest(home)
+    for name, entry in m["models"].items():
+        gal = gallery_path(home, entry["sha256"])
+        rec = entry.get("gallery") or {}
+        if gal.is_file() and not check_gallery_file(gal, rec.get("sha256"), entry.get("embedding_dim")):
+            continue
+        if not gal.is_file() and not rec:
+            continue
+        forget_gallery(gal)
+        gal.unlink(missing_ok=True)
+        try:
+            recogniser = load_recogniser(name, device, home)
+        except (ModelMissingError, ModelIntegrityError):  # the model itself is damaged: refetched
+            continue
+        celebrity_gallery(recogniser, home)
+        entry["gallery"] = {"file": gal.relative_to(home).as_posix(), "sha256": sha256_file(gal)}
+    write_manifest(m, home)
+
+
+def _record_missing_hashes(home: Path) -> bool:
+    """Record the gallery and dataset hashes a store fetched by an older version lacks
+    (called only after :func:`verify_store` found the store sound). True when it wrote."""
+    from jndguard.core.models.gallery import gallery_path
+
+    m = read_manifest(home)
+    changed = False
+    for entry in m.get("models", {}).values():
+        gal = gallery_path(home, entry.get("sha256", ""))
+        if "gallery" not in entry and gal.is_file():
+            entry["gallery"] = {"file": gal.relative_to(home).as_posix(), "sha256": sha256_file(gal)}
+            changed = True
+    for ds in m.get("datasets", {}).values():
+        d = home / ds["dir"]
+        if "photo_sha256" not in ds and d.is_dir():
+            ds["photo_sha256"] = dataset_hashes(d)
+            changed = True
+        index = d / ds.get("faces_index", "faces.json")
+        if "faces_index_sha256" not in ds and index.is_file():
+            ds["faces_index_sha256"] = sha256_file(index)
+            changed = True
+    if changed:
+        write_manifest(m, home)
+    return changed
 
 
 def list_models(home: Path | None = None) -> list[dict]:
@@ -591,11 +745,16 @@ def register_checkpoint(path: Path, name: str = "facenet512-vggface2", home: Pat
     digest = sha256_file(path)
     rec = Recogniser(backbone, RecogniserInfo(name, 512, 0.0, digest, "fixed")).to(device)
     stats = calibrate(rec, index_faces(dataset_dir(home), device))
-    from jndguard.core.models.gallery import celebrity_gallery
+    from jndguard.core.models.gallery import celebrity_gallery, forget_gallery, gallery_path
 
+    gallery_file = gallery_path(home, digest)
+    forget_gallery(gallery_file)
+    gallery_file.unlink(missing_ok=True)
     celebrity_gallery(rec, home)
     m = read_manifest(home)
     m["models"][name] = {
+        "gallery": {"file": gallery_file.relative_to(home).as_posix(),
+                    "sha256": sha256_file(gallery_file)},
         "path": str(path), "sha256": digest, "kind": "facenet-pytorch-vggface2",
         "embedding_dim": 512, "num_classes": 8631, "preprocess": "fixed", "input_size": 160,
         "description": "facenet-pytorch InceptionResnetV1 VGGFace2 (user-supplied)",

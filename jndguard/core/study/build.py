@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jndguard.core.photos import is_photo
+from jndguard.core.progress import relay
 from jndguard.core.study.manifest import METHOD_RE, Study, StudyError, StudyImage, StudySettings, Trial
 
 
@@ -239,14 +240,8 @@ def generate_steps(
                 yield GenerateEvent(m, photo.name, "already there")
                 continue
             image = load_image(photo)
-            gen = protect_steps(image, settings, rec)
-            while True:
-                try:
-                    step = next(gen)
-                except StopIteration as done:
-                    result = done.value
-                    break
-                yield GenerateEvent(m, photo.name, step.message)
+            result = yield from relay(protect_steps(image, settings, rec),
+                                      lambda step, m=m, name=photo.name: GenerateEvent(m, name, step.message))
             if not result.faces:
                 yield GenerateEvent(m, photo.name, "no face", note=f"{photo.name}: no face found; left out")
                 continue

@@ -125,21 +125,26 @@ class Trial:
     b_path: Path
     proposed: str = "a"
 
+    def side(self, proposed: bool) -> tuple[str, Path]:
+        """``(method, path)`` of the proposed (True) or the anchor (False) version."""
+        a = (self.proposed == "a") == proposed
+        return (self.a_method, self.a_path) if a else (self.b_method, self.b_path)
+
     @property
     def proposed_method(self) -> str:
-        return self.a_method if self.proposed == "a" else self.b_method
+        return self.side(True)[0]
 
     @property
     def anchor_method(self) -> str:
-        return self.b_method if self.proposed == "a" else self.a_method
+        return self.side(False)[0]
 
     @property
     def proposed_path(self) -> Path:
-        return self.a_path if self.proposed == "a" else self.b_path
+        return self.side(True)[1]
 
     @property
     def anchor_path(self) -> Path:
-        return self.b_path if self.proposed == "a" else self.a_path
+        return self.side(False)[1]
 
     @property
     def pair(self) -> tuple[str, str]:

@@ -25,19 +25,19 @@ class Presentation:
 
     @property
     def left_method(self) -> str:
-        return self.trial.proposed_method if self.proposed_side == LEFT else self.trial.anchor_method
+        return self.trial.side(self.proposed_side == LEFT)[0]
 
     @property
     def right_method(self) -> str:
-        return self.trial.anchor_method if self.proposed_side == LEFT else self.trial.proposed_method
+        return self.trial.side(self.proposed_side != LEFT)[0]
 
     @property
     def left_path(self) -> Path:
-        return self.trial.proposed_path if self.proposed_side == LEFT else self.trial.anchor_path
+        return self.trial.side(self.proposed_side == LEFT)[1]
 
     @property
     def right_path(self) -> Path:
-        return self.trial.anchor_path if self.proposed_side == LEFT else self.trial.proposed_path
+        return self.trial.side(self.proposed_side != LEFT)[1]
 
     def key(self) -> dict[str, Any]:
         return {

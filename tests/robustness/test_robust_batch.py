@@ -1,0 +1,107 @@
+"""A batch of odd photos through ``protect``: every bad file is reported and the batch goes
+on; tiny images give "no face found" (exit 1), not a traceback; the loader's notes reach the
+JSON report and the output; running out of memory while measuring the finished photo keeps
+the protection; a photo too large for the available memory is refused before decoding."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jndguard.cli import main
+from jndguard.core.memory import PROTECT_BYTES_PER_PIXEL, available_memory
+from tests.robustness.helpers import listing, png_claiming
+
+
+def _noted_face(pixels: np.ndarray, path):
+    """The face upside down in the file with EXIF orientation 3 (display: upright), a
+    transparent corner, and a second frame: an animated PNG the loader must explain."""
+    h, w = pixels.shape[:2]
+    rgba = np.dstack([pixels, np.full((h, w), 255, np.uint8)])
+    rgba[: h // 8, : w // 8, 3] = 0
+    first = Image.fromarray(np.ascontiguousarray(rgba[::-1, ::-1]), "RGBA")
+    second = Image.new("RGBA", (w, h), (0, 0, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    first.save(path, save_all=True, append_images=[second], exif=exif, duration=100)
+    return path
+
+
+@pytest.fixture()
+def batch(tmp_path, face_pixels):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a-empty.jpg").write_bytes(b"")
+    (d / "b-text.jpg").write_text("this is not a photo")
+    buf = d / "c-truncated.png"
+    Image.fromarray(face_pixels).save(buf)
+    buf.write_bytes(buf.read_bytes()[: buf.stat().st_size // 2])
+    Image.new("RGB", (1, 1)).save(d / "d-1x1.png")
+    Image.new("RGB", (11, 11), (90, 60, 40)).save(d / "e-11x11.png")
+    Image.new("RGB", (6000, 30), (90, 60, 40)).save(d / "f-6000x30.png")
+    _noted_face(face_pixels, d / "g-face.png")
+    (d / "h.heic").write_bytes(b"\0" * 32)  # skipped in a folder, and said so
+    return d
+
+
+def test_batch_goes_on_and_reports_each_photo(store_env, batch, tmp_path, capsys, monkeypatch):
+    import jndguard.core.metrics as metrics
+
+    def out_of_memory_on_the_whole_photo(*args, **kwargs):
+        raise MemoryError("injected: no memory for the whole-photo metrics")
+
+    monkeypatch.setattr(metrics, "photo_report", out_of_memory_on_the_whole_photo)
+    out = tmp_path / "out"
+    rc = main(["protect", str(batch), "-o", str(out), "--json", "--no-verify", "--device", "cpu",
+               "--iterations", "20"])
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert "Traceback" not in cap.err
+    by = {p["photo"].rsplit("/", 1)[-1]: p for p in doc["photos"]}
+    for name in ("a-empty.jpg", "b-text.jpg", "c-truncated.png"):
+        assert by[name]["status"] == "error" and by[name]["exit_code"] == 2
+        assert name in by[name]["error"] and name in cap.err
+    for name in ("d-1x1.png", "e-11x11.png", "f-6000x30.png"):
+        assert by[name]["status"] == "no_face" and by[name]["exit_code"] == 1
+        assert "no face found" in by[name]["message"]
+    assert [s["path"].rsplit("/", 1)[-1] for s in doc["skipped"]] == ["h.heic"]
+    assert "skipped" in cap.err and "h.heic" in cap.err
+
+    face = by["g-face.png"]
+    assert face["status"] in ("protected", "not_protected") and face["exit_code"] in (0, 1)
+    notes = " | ".join(face["notes"])
+    assert "first frame of 2 taken" in notes and "EXIF orientation 3 applied" in notes
+    assert "transparency composited on white" in notes
+    assert "out of memory measuring the whole photo" in notes
+    report = json.loads((out / "g-face.protected.json").read_text())
+    assert report["notes"] == face["notes"]
+    assert report["faces"][0]["psnr"] is not None  # measured on the face region instead
+    with open(out / "jndguard-summary.csv", encoding="utf-8-sig") as fh:
+        assert len(list(csv.DictReader(fh))) == len(report["faces"])
+    assert rc == 2 and doc["exit_code"] == 2  # errors outrank "not protected"
+    assert listing(out) == ["g-face.protected.json", "g-face.protected.png", "jndguard-summary.csv"]
+
+
+def test_notes_in_plain_output(store_env, tmp_path, face_pixels, capsys):
+    photo = _noted_face(face_pixels, tmp_path / "noted.png")
+    rc = main(["detect", str(photo)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "note: first frame of 2 taken" in out and "1 face(s)" in out
+
+
+def test_photo_too_large_for_memory_is_refused_before_decoding(store_env, tmp_path, capsys):
+    avail = available_memory()
+    side = int((2 * avail / PROTECT_BYTES_PER_PIXEL) ** 0.5) + 1 if avail else 0
+    if not avail or side * side > 199_000_000:
+        pytest.skip("this machine has more memory than a photo under the decoding limit needs")
+    huge = png_claiming(tmp_path / "huge.png", side, side)
+    out = tmp_path / "out"
+    rc = main(["protect", str(huge), "-o", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "huge.png" in err and "downscale it to at most" in err and "GB" in err
+    assert "corrupt" not in err  # refused from the header, before the pixels were read
+    assert listing(out) == []
