@@ -192,6 +192,17 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
     return out
 
 
+def _attack_step(step, i: int, n: int, threshold: float, region) -> PipelineStep:
+    """A method's Step of face ``i`` as the pipeline's (the preview in 8-bit levels, with the
+    region it covers)."""
+    preview = None
+    if step.preview is not None:
+        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+    return PipelineStep("attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, threshold, step.success,
+                        preview, region if preview is not None else None)
+
+
 def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
                  centroids, goal, samples, round_, i, init, check_stop, view=None):
     """Optimise face ``i``; re-yield the method's steps as PipelineSteps; return
@@ -222,13 +233,7 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
             except StopIteration as done:
                 return done.value, problem
             check_stop()
-            preview = None
-            if step.preview is not None:
-                preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
-            yield PipelineStep(
-                "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
-                step.max_iterations, step.losses, step.similarity, recogniser.threshold,
-                step.success, preview, regions[i] if preview is not None else None)
+            yield _attack_step(step, i, n, recogniser.threshold, regions[i])
     finally:
         gen.close()  # a cancelled run ends the method's generator (and its worker thread) now
 
@@ -544,13 +549,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                             f"out of memory on {device.type}: try fewer views per step "
                             f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
                     check_stop()
-                    preview = None
-                    if step.preview is not None:
-                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
-                    yield PipelineStep(
-                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
-                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
-                        step.success, preview, region if preview is not None else None)
+                    yield _attack_step(step, i, n, recogniser.threshold, region)
             finally:
                 gen.close()
             x0, y0, x1, y1 = region

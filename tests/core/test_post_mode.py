@@ -52,6 +52,7 @@ def test_post_mode_protects_margin_crops_and_jpeg(celeb_dir, recogniser, white_b
             assert sim < tau, f"recognised on {name}, margin {margin}: cos {sim:.3f} ≥ τ {tau:.3f}"
     assert len(checked) == 4
     assert res.success and f["psnr"] > 34
+    assert f["quality"]["jnd"]["over_fraction"] == 0  # never past J, in whole 8-bit levels
 
 
 def test_post_mode_impersonation_pulls_every_view_toward_the_target(celeb_dir, recogniser):

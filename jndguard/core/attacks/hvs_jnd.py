@@ -86,8 +86,9 @@ class HVSJNDConfig:
             Adversarial Attacks with Momentum", CVPR 2018): the sampled views change every
             iteration, momentum averages their gradients over iterations.
         jnd_clip: post mode: keep ``|P| ≤ jnd_clip·J`` per pixel-channel after every step
-            (None = only the loss's penalty): measured without it, the adversarial pull of two
-            recognisers left 5 % of pixel-channels over J.
+            in whole 8-bit levels (None = only the loss's penalty): measured without it, the
+            adversarial pull of two recognisers left 5 % of pixel-channels over J, and a
+            clip at J itself rounds up past J just as often.
         check_share: post mode: share of every recogniser's sampled views past the stopping
             line that triggers a check (the sample holds random hard views, e.g. a strong
             downscale then JPEG q60, that the quick matrix does not).
@@ -278,9 +279,10 @@ class HVSJND:
         gen, eot = problem.generator, problem.eot
         total, last_check, check_seconds = 0, -cfg.check_every, 0.0
         velocity = None
-        # the perturbation stays within J per pixel-channel (RGB budgets; the Y/Cb/Cr budget is
-        # a linear mix and left to the loss)
-        j_clip = cfg.jnd_clip * j if cfg.jnd_clip and problem.jnd_space == "rgb" else None
+        # the perturbation stays within J per pixel-channel in whole 8-bit levels, so the rounded
+        # result does too (RGB budgets; the Y/Cb/Cr budget is a linear mix, left to the loss)
+        j_clip = (torch.floor(cfg.jnd_clip * j * 255 + 1e-4) / 255
+                  if cfg.jnd_clip and problem.jnd_space == "rgb" else None)
         history: list[dict] = []
         verdict = None
         best_p = None
