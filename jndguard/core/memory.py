@@ -3,9 +3,9 @@ the memory this machine has available.
 
 ``jndguard bench memory`` measures the peak resident memory of protecting a portrait at
 several sizes (each stage in a fresh process) and fits ``peak = base + bytes/pixel × pixels``.
-The guard needs only the part that grows with the photo: a photo is refused before any work
-when ``PROTECT_BYTES_PER_PIXEL × pixels`` is more than the memory available now (the models
-are already loaded by then, so the base is already paid). The loader's own limit
+The guard needs the part not yet paid when it runs (the models are loaded by then): a photo is
+refused before any work when ``PROTECT_BASE_BYTES + PROTECT_BYTES_PER_PIXEL × pixels`` is more
+than the memory available now. The loader's own limit
 (:data:`jndguard.core.imageio.MAX_PIXELS`) only guards the decoding.
 """
 
@@ -19,8 +19,11 @@ from jndguard.errors import JNDGuardError
 
 logger = logging.getLogger(__name__)
 
-# `jndguard bench memory --sizes 1,4,12,24` on this code (CPU), whole-photo peak RSS fit:
-PROTECT_BYTES_PER_PIXEL = 300.0
+# `jndguard bench memory --sizes 1,6 --no-verify` (CPU, default settings: HVS-JND post mode),
+# whole-run peak RSS: 2.59 GiB at 1.0 MP and 7.36 GiB at 6.0 MP → 1.64 GiB + 1020 bytes/pixel,
+# of which 0.92 GiB are the models loaded before the check runs.
+PROTECT_BYTES_PER_PIXEL = 1020.0
+PROTECT_BASE_BYTES = int((1.64 - 0.92) * 2**30)  # recognisers and buffers loaded after the check
 
 
 class MemoryBudgetError(JNDGuardError):
@@ -78,7 +81,7 @@ def available_memory() -> int | None:
 
 def protect_memory_needed(width: int, height: int) -> int:
     """Bytes that protecting a ``width`` × ``height`` photo adds to the loaded models."""
-    return int(PROTECT_BYTES_PER_PIXEL * width * height)
+    return int(PROTECT_BASE_BYTES + PROTECT_BYTES_PER_PIXEL * width * height)
 
 
 def check_protect_memory(width: int, height: int, label: str, available: int | None = None) -> None:
@@ -94,7 +97,7 @@ def check_protect_memory(width: int, height: int, label: str, available: int | N
     need = protect_memory_needed(width, height)
     if need <= available:
         return
-    fit = (available / PROTECT_BYTES_PER_PIXEL / (width * height)) ** 0.5
+    fit = (max(0, available - PROTECT_BASE_BYTES) / PROTECT_BYTES_PER_PIXEL / (width * height)) ** 0.5
     w, h = max(1, int(width * fit)), max(1, int(height * fit))
     raise MemoryBudgetError(
         f"{label}: {width}×{height} ({width * height / 1e6:.0f} MP) needs about {need / 2**30:.1f} GB "

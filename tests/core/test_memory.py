@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jndguard.core.memory import (
+    PROTECT_BASE_BYTES,
     PROTECT_BYTES_PER_PIXEL,
     MemoryBudgetError,
     available_memory,
@@ -15,10 +16,11 @@ from jndguard.core.memory import (
 
 def test_guard_refuses_with_the_size_that_fits():
     need = protect_memory_needed(6000, 4000)
-    assert need == int(PROTECT_BYTES_PER_PIXEL * 24e6)
+    assert need == int(PROTECT_BASE_BYTES + PROTECT_BYTES_PER_PIXEL * 24e6)
     check_protect_memory(6000, 4000, "big.jpg", available=need)  # fits exactly
     with pytest.raises(MemoryBudgetError) as err:
-        check_protect_memory(6000, 4000, "big.jpg", available=need // 4)
+        check_protect_memory(6000, 4000, "big.jpg",
+                             available=PROTECT_BASE_BYTES + int(PROTECT_BYTES_PER_PIXEL * 6e6))
     msg = str(err.value)
     assert "big.jpg" in msg and "6000×4000" in msg and "downscale it to at most 3000×2000" in msg
 
