@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=None,
                         help="iteration budget per face (default: the protect default)")
     parser.add_argument("--device", default="auto", help="device (default auto)")
+    parser.add_argument("--mode", default=None,
+                        help="HVS-JND mode (default: the product default; e.g. lossless, post)")
     parser.add_argument("--no-verify", action="store_true", help="skip the verification stage")
     parser.add_argument("--full-metrics", action="store_true",
                         help="also compute the full-photo MS-SSIM/VIF/FSIM/… (off by default)")
@@ -151,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     kw = {"device": args.device}
     if args.iterations:
         kw["max_iterations"] = args.iterations
+    if args.mode:
+        kw["mode"] = args.mode
     if args.full_metrics and "full_metrics" in ProtectionSettings.__dataclass_fields__:
         kw["full_metrics"] = True
     settings = ProtectionSettings(**kw)

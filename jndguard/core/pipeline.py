@@ -192,6 +192,17 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
     return out
 
 
+def _attack_step(step, i: int, n: int, threshold: float, region) -> PipelineStep:
+    """A method's Step of face ``i`` as the pipeline's (the preview in 8-bit levels, with the
+    region it covers)."""
+    preview = None
+    if step.preview is not None:
+        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
+    return PipelineStep("attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
+                        step.max_iterations, step.losses, step.similarity, threshold, step.success,
+                        preview, region if preview is not None else None)
+
+
 def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
                  centroids, goal, samples, round_, i, init, check_stop, view=None):
     """Optimise face ``i``; re-yield the method's steps as PipelineSteps; return
@@ -222,13 +233,7 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
             except StopIteration as done:
                 return done.value, problem
             check_stop()
-            preview = None
-            if step.preview is not None:
-                preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
-            yield PipelineStep(
-                "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
-                step.max_iterations, step.losses, step.similarity, recogniser.threshold,
-                step.success, preview, regions[i] if preview is not None else None)
+            yield _attack_step(step, i, n, recogniser.threshold, regions[i])
     finally:
         gen.close()  # a cancelled run ends the method's generator (and its worker thread) now
 
@@ -323,9 +328,11 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
              if recogniser.info.alignment != "box" else [None] * n)
     method = build_method(settings)
     if settings.method == "hvs-jnd" and settings.mode == "post":
-        return (yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
-                                       clean_embs, target_emb, check_stop, t0, device, timings, lap,
-                                       full_metrics))
+        result = yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+                                        clean_embs, target_emb, check_stop, t0, device, timings, lap,
+                                        full_metrics, notes)
+        result.possible_faces, result.notes = possible, notes
+        return result
     protected = x.clone()
     per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
@@ -491,14 +498,13 @@ def _impersonation_refs(recognisers, target: str):
 
 
 def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
-                check_stop, t0, device, timings, lap, full_metrics
+                check_stop, t0, device, timings, lap, full_metrics, notes
                 ) -> Generator[PipelineStep, None, ProtectionResult]:
     """Post mode: every face optimised against every white-box recogniser over the threat
     distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
     from jndguard.core.attacks.post_eot import PostEOT
     from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
     from jndguard.core.methods import POST_TRAIN_EXTRA
-    from jndguard.core.metrics import photo_report, region_report
 
     n = len(faces)
     recognisers = white_box_recognisers(settings, recogniser)
@@ -543,13 +549,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                             f"out of memory on {device.type}: try fewer views per step "
                             f"(eot_samples, now {settings.eot_samples}) or a smaller photo") from None
                     check_stop()
-                    preview = None
-                    if step.preview is not None:
-                        preview = (step.preview.permute(1, 2, 0).float() * 255).cpu().numpy()
-                    yield PipelineStep(
-                        "attack", f"face {i + 1}/{n}: iteration {step.iteration}", i, n, step.iteration,
-                        step.max_iterations, step.losses, step.similarity, recogniser.threshold,
-                        step.success, preview, region if preview is not None else None)
+                    yield _attack_step(step, i, n, recogniser.threshold, region)
             finally:
                 gen.close()
             x0, y0, x1, y1 = region
@@ -587,15 +587,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         per_face[i].update(v)
         per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
         per_face[i]["threshold"] = recogniser.threshold
-        per_face[i]["quality"] = region_report(xc, final, jc, regions[i],
-                                               max_side=None if full_metrics else REGION_METRICS_SIDE)
-        per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
-        per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
-    changed = None
-    if regions:
-        changed = (min(r[0] for r in regions), min(r[1] for r in regions),
-                   max(r[2] for r in regions), max(r[3] for r in regions))
-    metrics = photo_report(xc, final, jc, changed, full=full_metrics)
+    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
     lap("metrics")
     timings["checks"] = round(sum(f.get("check_seconds", 0.0) for f in per_face), 4)
     success = bool(faces) and all(f["success"] for f in per_face)

@@ -213,6 +213,14 @@ class Controller(QObject):
         if isinstance(ev, tasks.PhotoThumbnail):
             self.queue.set_thumbnail(item, ev.thumbnail)
             return
+        if isinstance(ev, tasks.PhotoDecoded):  # the views can be drawn while faces are found
+            item.image = ev.image
+            if self.current_id is None:
+                self.select(item.id)
+            elif item.id == self.current_id:
+                self.selectionChanged.emit(item)
+                self.request_views()
+            return
         if isinstance(ev, tasks.PhotoFailed):
             item.status, item.reason, item.details = Status.FAILED, ev.reason, ev.details
             self.errors.report(f"Cannot read {item.name}", ev.reason, ev.details)

@@ -133,7 +133,7 @@ def live_protection(
             step = next(gen)
         except StopIteration as done:
             result = done.value
-            if real and result is not None and result.faces:
+            if real and getattr(result, "faces", None) and getattr(result, "protected", None) is not None:
                 yield LiveUpdate("verify", "checking how face-search pipelines see it (quick matrix)")
                 yield matrix_update(image.pixels, result, recogniser, settings)
             return result

@@ -90,9 +90,10 @@ def metric_rows(results: Sequence[Any]) -> list[Row]:
     section("Verdict")
     add(
         "Protected",
-        lambda r: r.result.success,
+        lambda r: getattr(r, "success", r.result.success),
         lambda v: "yes ✓" if v else "no ✗",
-        "Every face judged on the 8-bit result, re-detected",
+        "Every face judged on the 8-bit result, re-detected, and — when the saved file was "
+        "checked — in every cell of the threat matrix",
         judge=lambda v: bool(v),
     )
     if any(getattr(r.result, "notes", None) for r in results):

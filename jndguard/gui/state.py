@@ -47,6 +47,11 @@ class MethodResult:
 
     @property
     def success(self) -> bool:
+        """Protected: the optimiser's own check and, when the saved file was checked, every
+        cell of the threat matrix (docs/design.md §4)."""
+        ver = self.verification
+        if isinstance(ver, dict) and "matrix" in ver:
+            return bool(self.result.success) and bool(ver.get("protected"))
         return bool(self.result.success)
 
 

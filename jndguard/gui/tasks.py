@@ -53,6 +53,14 @@ class PhotoThumbnail:
 
 
 @dataclass
+class PhotoDecoded:
+    """A photo decoded, before its faces are found (its views can be drawn already)."""
+
+    item_id: int
+    image: Any  # LoadedImage
+
+
+@dataclass
 class PhotoFailed:
     """A photo that could not be read (the rest of the batch continues)."""
 
@@ -132,30 +140,33 @@ def quick_thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> np.ndarray 
 
 def load_photos(
     jobs: Sequence[tuple[int, Path]], min_face_size: int = 20, device: str = "cpu"
-) -> Generator[PhotoThumbnail | PhotoLoaded | PhotoFailed, None, int]:
+) -> Generator[PhotoThumbnail | PhotoDecoded | PhotoLoaded | PhotoFailed, None, int]:
     """Show each photo's thumbnail at once, then decode the photo and detect its faces.
 
     Yields :class:`PhotoThumbnail` first for every photo (a reduced decode takes
-    milliseconds even for 12 MP), then :class:`PhotoLoaded` per photo. A bad file yields
+    milliseconds even for 12 MP), then per photo :class:`PhotoDecoded` (the views can be drawn)
+    and :class:`PhotoLoaded` (with its faces). A bad file yields
     :class:`PhotoFailed` with the loader's message; the others continue.
 
     Returns:
         The number of photos read successfully.
     """
-    from jndguard.core.faces import detect_faces
-    from jndguard.core.imageio import load_image
-
-    dev = _detection_device(device)
     ok = 0
     thumbs: dict[int, np.ndarray | None] = {}
     for item_id, path in jobs:
         thumbs[item_id] = quick_thumbnail(path)
         if thumbs[item_id] is not None:
             yield PhotoThumbnail(item_id, thumbs[item_id])
+    # the detector's imports (torch, torchvision, facenet-pytorch) only after the thumbnails
+    from jndguard.core.faces import detect_faces
+    from jndguard.core.imageio import load_image
+
+    dev = _detection_device(device)
     for item_id, path in jobs:
         t0 = time.perf_counter()
         try:
             image = load_image(path)
+            yield PhotoDecoded(item_id, image)
             thumb = thumbs.get(item_id)
             if thumb is None or image.notes:  # converted modes: the decoded photo is the truth
                 thumb = imaging.thumbnail(image.pixels, THUMBNAIL_SIZE)

@@ -86,7 +86,8 @@ def test_verify_human_output_is_a_grid(store_env, photo, tmp_path, capsys):
     assert "file" in out and "jpeg60" in out and "✗" in out and "NOT protected" in out
 
 
-def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch):
+def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path, monkeypatch,
+                                                      recogniser):
     from jndguard.core import verify as v
     from jndguard.core.threat import recognisers as R
 
@@ -94,7 +95,7 @@ def test_dlib_check_skipped_with_message_when_missing(store_env, photo, tmp_path
     monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
-    rep = v.verify(photo, copy)
+    rep = v.verify(photo, copy, [recogniser])  # no port registered, dlib not installed
     assert "dlib check skipped" in " ".join(rep["notes"])
     assert not {"dlib", "dlib-resnet"} & {r["name"] for r in rep["recognisers"]}
 
@@ -112,7 +113,7 @@ def test_dlib_check_runs_when_installed(store_env, photo, tmp_path):
     assert d and all(e["recognised"] for e in d)
 
 
-def test_dlib_black_box_without_the_port(store_env, photo, tmp_path, monkeypatch):
+def test_dlib_black_box_without_the_port(store_env, photo, tmp_path, monkeypatch, recogniser):
     """Without the registered port, dlib itself is the matrix's dlib recogniser (its own
     chips only), with dlib's rule: similarity 1 − distance ≥ 1 − 0.6."""
     from jndguard.core import verify as v
@@ -124,7 +125,7 @@ def test_dlib_black_box_without_the_port(store_env, photo, tmp_path, monkeypatch
     monkeypatch.setattr(R, "registered_port", lambda device="cpu": None)
     copy = tmp_path / "copy.png"
     Image.open(photo).save(copy)
-    rep = v.verify(photo, copy, matrix="quick")
+    rep = v.verify(photo, copy, [recogniser], matrix="quick")
     d = [e for e in rep["matrix"] if e["recogniser"] == "dlib"]
     assert d and {e["crop"] for e in d} == {"dlib150"}
     assert all(e["recognised"] and e["similarity"] >= 1 - 0.6 for e in d)

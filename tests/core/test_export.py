@@ -450,3 +450,37 @@ def test_unreadable_summary_is_not_clobbered(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="summary"):
         append_summary(tmp_path, [{"a": 1}])
     assert summary.read_bytes() == b"a,b\n1,2,3\n"
+
+
+def test_signal_during_publishing_is_held_until_all_three_files_are_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or SIGTERM turned into the same) arriving between the renames that publish a
+    photo is delivered after the last one: the image, its report and its CSV row appear
+    together."""
+    import os
+    import signal
+
+    real = os.replace
+    sent = []
+
+    def replace_then_interrupt(src, dst):
+        real(src, dst)
+        if not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(export.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        export_photo(_photo_array(), tmp_path, report={"faces": [_face(0)]})
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["image.protected.json", "image.protected.png", SUMMARY_NAME]
+
+
+def test_interrupt_while_verifying_leaves_nothing(tmp_path: Path) -> None:
+    def interrupted(path):
+        assert path.name.startswith(".image.protected.png.")  # the staged file is verified
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_photo(_photo_array(), tmp_path, report={"faces": [_face(0)]}, verify=interrupted)
+    assert list(tmp_path.iterdir()) == []

@@ -50,3 +50,21 @@ def test_crop_resize_identity_and_gradient():
 def test_expand_box():
     assert expand_box((0, 0, 10, 20), margin=0.5) == (-5, -10, 15, 30)
     assert expand_box((0, 0, 10, 10), jitter=(0.1, 0, 0)) == (1, 0, 11, 10)
+
+
+def test_tiny_and_thin_images_have_no_face_instead_of_crashing():
+    """MTCNN's image pyramid is empty below P-Net's 12 px window (facenet-pytorch then fails
+    in torch.cat); a 6000×30 strip must not be downscaled below it either."""
+    for w, h in ((1, 1), (11, 11), (6000, 30), (30, 6000), (2400, 12)):
+        assert detect_faces(np.full((h, w, 3), 128, np.uint8)) == []
+
+
+def test_possible_faces_below_the_floor(kodak_dir):
+    """kodim19's 27 px false detection (p 0.84) is a possible face; kodim04's face is not."""
+    from jndguard.core.faces.detect import PROTECT_MIN_PROBABILITY, split_possible
+
+    faces, possible = split_possible(detect_faces(load_image(kodak_dir / "kodim19.png").pixels))
+    assert faces == [] and len(possible) == 1
+    assert possible[0].probability < PROTECT_MIN_PROBABILITY
+    faces, possible = split_possible(detect_faces(load_image(kodak_dir / "kodim04.png").pixels))
+    assert len(faces) == 1 and possible == []

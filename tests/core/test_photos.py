@@ -30,6 +30,7 @@ def test_collect_photos_rules(tmp_path):
 
 def test_one_suffix_list():
     assert SUPPORTED_SUFFIXES is PHOTO_SUFFIXES
-    assert is_photo("x.TIFF") and is_supported("x.jpeg") and not is_photo("x.gif")
+    assert is_photo("x.TIFF") and is_supported("x.jpeg") and is_photo("x.gif")  # first frame
+    assert not is_photo("x.heic") and not is_photo("x.txt")
     assert photo_filter() == "Photos (" + " ".join("*" + s for s in PHOTO_SUFFIXES) + ")"
     assert photo_filter(all_files=True).endswith(";;All files (*)")

@@ -124,6 +124,15 @@ def test_metric_rows_compare_methods_and_verdicts():
     assert v.protected is False and "still recognised" in v.title
 
 
+def test_loader_notes_row():
+    a = _result("hvs-jnd", True, 0.1)
+    assert "Notes" not in {r.label for r in presenters.metric_rows([a])}
+    a.result.notes = ["first frame of 3 taken (GIF with 3 frames)", "transparency composited on white"]
+    rows = {r.label: r for r in presenters.metric_rows([a])}
+    assert rows["Notes"].cells == ["first frame of 3 taken (GIF with 3 frames); "
+                                   "transparency composited on white"]
+
+
 def _matrix_verification(sims: dict[str, float]) -> dict:
     """A threat-matrix report built by the matrix's own summary code from given cells."""
     from jndguard.core.threat.matrix import MatrixEntry, MatrixReport, summarise

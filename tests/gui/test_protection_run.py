@@ -56,7 +56,7 @@ def test_real_run_emits_progress_then_result_and_exports(
     )
     c.itemUpdated.connect(lambda _i: order.append("result") if c.current.results else None)
     c.runFinished.connect(lambda _r: order.append("finished"))
-    with qtbot.waitSignal(c.runFinished, timeout=120000):
+    with qtbot.waitSignal(c.runFinished, timeout=300000):
         qtbot.mouseClick(
             w.queue_panel.view.viewport(),
             Qt.MouseButton.LeftButton,
@@ -89,10 +89,13 @@ def test_real_run_emits_progress_then_result_and_exports(
     badges = [w.results.badges.itemAt(i).widget() for i in range(w.results.badges.count())]
     assert any(b is not None and "Face 1" in b.text() for b in badges)
     assert "Finished" in w.progress.title.text()
-    # verified on the saved file, also after JPEG and resizing
-    assert mr.verification is not None and "checks" in mr.verification
-    assert any(r.startswith("Face 1 · JPEG q75") for r in labels)
-    assert any("versions" in b.text() for b in badges if b is not None)
+    # verified on the saved file in the threat matrix: its rows, its grid, the badge's count
+    assert mr.verification is not None and mr.verification["matrix"]
+    assert "Threat matrix" in labels
+    assert any("matrix cells" in b.text() for b in badges if b is not None)
+    assert w.results.grid.isVisibleTo(w.results) and w.results.grid.rowCount() > 1
+    assert item.status == (Status.PROTECTED if mr.success else Status.NOT_PROTECTED)
+    assert mr.success == (mr.result.success and mr.verification["protected"])
     # export: image, JSON report, CSV summary; no EXIF; banner offers to open the folder
     out = tmp_path / "out"
     with qtbot.waitSignal(c.exportFinished, timeout=60000) as blocker:

@@ -57,7 +57,7 @@ def test_batch_goes_on_and_reports_each_photo(store_env, batch, tmp_path, capsys
     monkeypatch.setattr(metrics, "photo_report", out_of_memory_on_the_whole_photo)
     out = tmp_path / "out"
     rc = main(["protect", str(batch), "-o", str(out), "--json", "--no-verify", "--device", "cpu",
-               "--iterations", "20"])
+               "--iterations", "5"])
     cap = capsys.readouterr()
     doc = json.loads(cap.out)
     assert "Traceback" not in cap.err

@@ -130,21 +130,10 @@ class Trial:
         a = (self.proposed == "a") == proposed
         return (self.a_method, self.a_path) if a else (self.b_method, self.b_path)
 
-    @property
-    def proposed_method(self) -> str:
-        return self.side(True)[0]
-
-    @property
-    def anchor_method(self) -> str:
-        return self.side(False)[0]
-
-    @property
-    def proposed_path(self) -> Path:
-        return self.side(True)[1]
-
-    @property
-    def anchor_path(self) -> Path:
-        return self.side(False)[1]
+    proposed_method = property(lambda self: self.side(True)[0], doc="the proposed method")
+    anchor_method = property(lambda self: self.side(False)[0], doc="the anchor method")
+    proposed_path = property(lambda self: self.side(True)[1], doc="the proposed method's version")
+    anchor_path = property(lambda self: self.side(False)[1], doc="the anchor's version")
 
     @property
     def pair(self) -> tuple[str, str]:

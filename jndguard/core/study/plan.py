@@ -7,7 +7,6 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from jndguard.core.study.manifest import LEFT, PARTICIPANT_RE, RIGHT, TEST, TRAINING, Study, StudyError, Trial
@@ -23,21 +22,10 @@ class Presentation:
     repeat: int  # 1-based
     proposed_side: str  # left | right
 
-    @property
-    def left_method(self) -> str:
-        return self.trial.side(self.proposed_side == LEFT)[0]
-
-    @property
-    def right_method(self) -> str:
-        return self.trial.side(self.proposed_side != LEFT)[0]
-
-    @property
-    def left_path(self) -> Path:
-        return self.trial.side(self.proposed_side == LEFT)[1]
-
-    @property
-    def right_path(self) -> Path:
-        return self.trial.side(self.proposed_side != LEFT)[1]
+    left_method = property(lambda self: self.trial.side(self.proposed_side == LEFT)[0])
+    right_method = property(lambda self: self.trial.side(self.proposed_side != LEFT)[0])
+    left_path = property(lambda self: self.trial.side(self.proposed_side == LEFT)[1])
+    right_path = property(lambda self: self.trial.side(self.proposed_side != LEFT)[1])
 
     def key(self) -> dict[str, Any]:
         return {

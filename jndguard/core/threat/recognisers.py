@@ -103,15 +103,24 @@ def as_matrix_recogniser(rec):
     return TorchEmbedder(rec) if isinstance(rec, Recogniser) else rec
 
 
+_PORTS: dict[tuple, object] = {}
+
+
 def registered_port(device: torch.device | str = "cpu"):
-    """The PyTorch port of dlib's ResNet when the model store has it, else None."""
-    from jndguard.core.models import list_models, load_recogniser
+    """The PyTorch port of dlib's ResNet when the model store has it, else None (loaded once
+    per store and device)."""
+    from jndguard.core.models import list_models, load_recogniser, models_home
 
     try:
         names = {m["name"] for m in list_models()}
     except Exception:  # an unreadable store has no port to offer; the caller notes the black box
         return None
-    return load_recogniser(PORT_NAME, device) if PORT_NAME in names else None
+    if PORT_NAME not in names:
+        return None
+    key = (str(models_home()), str(device))
+    if key not in _PORTS:
+        _PORTS[key] = load_recogniser(PORT_NAME, device)
+    return _PORTS[key]
 
 
 def default_recognisers(recognisers: list | None = None, device: torch.device | str = "cpu",

@@ -670,11 +670,12 @@ class ViewsPanel(QWidget):
             return
         same = item.id == self._item_id
         self._item_id = item.id
+        # the face count may arrive after the pixels (a large photo is drawn before its faces)
+        faces = f"{item.n_faces} face{'s' if item.n_faces != 1 else ''}"
+        self.frames["original"].info.setText(f"{item.image.width}×{item.image.height} · {faces}")
         if not same or self._original is None:
             self._original = QPixmap.fromImage(imaging.to_qimage(item.image.pixels))
             self.frames["original"].pane.set_image(self._original)
-            faces = f"{item.n_faces} face{'s' if item.n_faces != 1 else ''}"
-            self.frames["original"].info.setText(f"{item.image.width}×{item.image.height} · {faces}")
             for key in ("jnd",):
                 if not self.frames[key].pane.has_image():
                     self.frames[key].pane.set_image(None, "Computing the JND map…")
