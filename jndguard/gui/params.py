@@ -170,6 +170,10 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
         return int(float(value))
     if isinstance(current, float):
         return float(value)
+    if isinstance(current, tuple):  # names (post mode's white-box recognisers): a list or "a, b"
+        if isinstance(value, str):
+            value = [v.strip(" '\"") for v in value.strip("()[]").split(",")]
+        return tuple(str(v) for v in value if str(v).strip())
     return str(value)
 
 

@@ -254,6 +254,8 @@ class ControlsPanel(QScrollArea):
             "jitter_samples",
             "max_rounds",
             "seed",
+            "stop_margin",
+            "eot_samples",
         ):
             spin(k, f)
         self.robust = QCheckBox(opts["robust"].label)
