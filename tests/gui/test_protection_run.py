@@ -107,7 +107,9 @@ def test_real_run_emits_progress_then_result_and_exports(
     assert report["source"] == "ben.jpg" and report["method"] == "hvs-jnd"
     assert report["faces"][0]["iterations"] >= 1 and "similarity" in report["faces"][0]
     assert report["settings"]["max_iterations"] == 10
-    assert report["verification"]["variants"][0] == "exported"  # checked on the written file
+    ver = report["verification"]  # the threat matrix, checked on the written file
+    assert ver["axes"]["encodings"][0] == "file" and ver["matrix"]
+    assert {e["encoding"] for e in ver["matrix"]} >= {"file"}
     rows = list(csv.DictReader((out / "jndguard-summary.csv").open(encoding="utf-8-sig")))
     assert rows and rows[0]["output"] == "ben.protected.png"
     with Image.open(img) as im:
