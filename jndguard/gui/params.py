@@ -162,6 +162,9 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
         return str(value)
     if isinstance(current, Choice):
         return type(current)(str(value))  # raises ValueError for an unknown value
+    if isinstance(current, tuple):  # a list of names: a sequence, or text as QSettings may give
+        items = value.strip("()[] ").split(",") if isinstance(value, str) else value
+        return tuple(str(v).strip().strip("'\"") for v in items if str(v).strip().strip("'\""))
     if isinstance(current, bool):
         if isinstance(value, str):
             return value.lower() in ("1", "true", "yes")
