@@ -180,13 +180,13 @@ def test_multi_face_photo_no_face_and_unmatched(kodak_dir, recogniser):
 
 @pytest.mark.slow
 def test_default_output_recropped_at_20_percent_is_recognised(person, recogniser):
-    """The regression the matrix exists for: today's default protection fools the tight crop,
-    not a pipeline cropping 20 % wider."""
+    """The regression the matrix exists for: 0.1's default protection (now ``lossless`` mode)
+    fools the tight crop, not a pipeline cropping 20 % wider."""
     from jndguard.core.pipeline import ProtectionSettings, protect
 
     val = person[0]
     image = load_image(val)
-    res = protect(image, ProtectionSettings(), recogniser)
+    res = protect(image, ProtectionSettings(mode="lossless"), recogniser)
     assert res.success  # the optimiser's own tight-crop check
     size = MatrixSize("t", ("mtcnn",), ("tight", "m20"), ("aa",), ("file",))
     rep = evaluate_matrix(image.pixels, res.protected, recognisers=[recogniser], size=size)

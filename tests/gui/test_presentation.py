@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 def test_live_protection_of_the_sample(qtbot, model_home, recogniser, monkeypatch, request):
     monkeypatch.setenv("JNDGUARD_HOME", str(model_home))
-    settings = presentation_settings(device="cpu", max_iterations=5, max_rounds=1, jitter_samples=2)
+    # lossless mode: the live plumbing in a few seconds (post mode needs minutes on 2 CPU cores)
+    settings = presentation_settings(device="cpu", mode="lossless", max_iterations=5, max_rounds=1,
+                                     jitter_samples=2)
     w = open_presentation(settings=settings, recogniser=recogniser, load_sample=False)
     closed = []
     w.closed.connect(lambda: closed.append(True))
@@ -46,7 +48,7 @@ def test_live_protection_of_the_sample(qtbot, model_home, recogniser, monkeypatc
     assert result.success and min(seen) < thr
     worst = seen[-1]
     assert w.similarity_label.text() == f"{worst:.2f}"
-    assert w.gauge.threshold == pytest.approx(thr) and w.trace.values == seen
+    assert w.gauge.threshold == pytest.approx(thr, abs=1e-4) and w.trace.values == seen  # report: 4 decimals
     assert ("Protected in every" in w.verdict_label.text()) == (worst < thr)
     assert "threat matrix" in w.progress_label.text()
     assert w.stage.caption == "PROTECTED"
