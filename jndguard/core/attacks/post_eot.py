@@ -39,10 +39,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: The ArcFace 112×112 five-point template (left eye, right eye, nose, left and right mouth
-#: corner), pixel-index coordinates (docs/design.md §4).
-ARCFACE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
-               (70.7299, 92.2041))
+from jndguard.core.threat.conventions import ARCFACE_TEMPLATE, umeyama
+
+#: The ArcFace 112×112 five-point template (docs/design.md §4) and the least-squares similarity
+#: (Umeyama 1991) are the threat matrix's own, so the optimiser's views and the verification
+#: align faces identically.
+ARCFACE_112 = ARCFACE_TEMPLATE
+similarity_transform = umeyama
 
 #: facenet-pytorch ``MTCNN(margin=32, image_size=160)``: the margin is 32 px of the 160 px output.
 MTCNN_MARGIN_PX, MTCNN_IMAGE_SIZE = 32, 160
@@ -143,25 +146,6 @@ class FaceGeometry:
 
 
 # --- geometry -------------------------------------------------------------------------------
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity ``dst ≈ s·R·src + t`` without reflection (Umeyama 1991).
-
-    Returns the ``(2, 3)`` matrix ``[s·R | t]``.
-    """
-    src, dst = np.asarray(src, float), np.asarray(dst, float)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s0, d0 = src - mu_s, dst - mu_d
-    cov = d0.T @ s0 / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    r = u @ np.diag(d) @ vt
-    scale = (sig * d).sum() / s0.var(0).sum()
-    t = mu_d - scale * r @ mu_s
-    return np.hstack([scale * r, t[:, None]])
-
-
 def invert_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a ``(2, 3)`` affine map."""
     a = np.linalg.inv(m[:, :2])
