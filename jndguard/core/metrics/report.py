@@ -174,12 +174,7 @@ def quality_report(
         - original, protected: (1, 3, H, W) or (3, H, W)
         - jnd: (1, 3, H, W), (1, 1, H, W) or without the batch dimension
     """
-    if original.ndim == 3:
-        original = original.unsqueeze(0)
-    if protected.ndim == 3:
-        protected = protected.unsqueeze(0)
-    if jnd is not None and jnd.ndim == 3:
-        jnd = jnd.unsqueeze(0)
+    original, protected, jnd = _unbatched_to_batch(original, protected, jnd)
     quality.check_pair(original, protected)
     if original.shape[0] != 1:
         raise ShapeError(f"quality_report takes one image, got a batch of {original.shape[0]}")
@@ -231,13 +226,19 @@ def region_report(
         return out
 
 
-def _batch(original, protected, jnd):
+def _unbatched_to_batch(original, protected, jnd):
+    """Add the batch dimension to ``(3, H, W)`` images and ``(C, H, W)`` maps."""
     if original.ndim == 3:
         original = original.unsqueeze(0)
     if protected.ndim == 3:
         protected = protected.unsqueeze(0)
     if jnd is not None and jnd.ndim == 3:
         jnd = jnd.unsqueeze(0)
+    return original, protected, jnd
+
+
+def _batch(original, protected, jnd):
+    original, protected, jnd = _unbatched_to_batch(original, protected, jnd)
     if original.shape != protected.shape:
         raise ShapeError(f"images differ in shape: {tuple(original.shape)} vs {tuple(protected.shape)}")
     if original.ndim != 4 or original.shape[0] != 1:
