@@ -91,6 +91,36 @@ class ProtectionResult:
     notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
 
+class DeferredMetrics:
+    """Pass as ``protect_steps(metrics=...)`` to have the result before its quality figures:
+    the pipeline leaves ``metrics`` empty and the faces without ``quality``, and keeps here
+    exactly what it would have measured; :meth:`measure` measures it later (the desktop app
+    shows the protected photo first). Same tensors, same figures as measuring in place."""
+
+    def __init__(self) -> None:
+        self._args: tuple | None = None
+        self.result: ProtectionResult | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._args is not None
+
+    def measure(self) -> dict:
+        """Measure now: fills the faces' ``quality`` (their dicts, shared with the result)
+        and returns the photo's ``metrics`` (also set on the result, with its ``metrics``
+        timing)."""
+        if self._args is None:
+            raise RuntimeError("nothing to measure: the pipeline has not reached its metrics")
+        t0 = time.perf_counter()
+        args, self._args = self._args, None
+        metrics = _measure(*args)
+        if self.result is not None:
+            self.result.metrics = metrics
+            self.result.timings["metrics"] = round(self.result.timings.get("metrics", 0.0)
+                                                   + time.perf_counter() - t0, 4)
+        return metrics
+
+
 def face_region(face: Face, margin: float, width: int, height: int,
                 footprint: tuple[float, float, float, float] | None = None) -> tuple[int, int, int, int]:
     """The rectangle a face's perturbation lives in: box + margin, clipped, 16-aligned origin
@@ -240,7 +270,7 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
 
 def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=None,
                   stop: Callable[[], bool] | None = None, *, faces: list[Face] | None = None,
-                  full_metrics: bool = False,
+                  full_metrics: bool = False, metrics: DeferredMetrics | None = None,
                   ) -> Generator[PipelineStep, None, ProtectionResult]:
     """Protect every face of a photo (see module docstring).
 
@@ -254,6 +284,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
             ``settings.min_face_size``); detected here otherwise.
         full_metrics: also the whole-photo MS-SSIM, FSIM, GMSD, HaarPSI and VIF (slow on
             large photos; the face regions always have them).
+        metrics: a :class:`DeferredMetrics` to measure the quality later (the result comes
+            back unmeasured); measured in place when None.
 
     Raises:
         Cancelled: the stop callback fired.
@@ -263,6 +295,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     from jndguard.core.models.gallery import celebrity_gallery
 
     t0 = time.perf_counter()
+    if metrics is not None:  # _measure hands its arguments over instead of measuring
+        full_metrics = _Deferral(metrics, full_metrics)
     device = resolve_device(settings.device)
     if recogniser is None:
         recogniser = load_recogniser(settings.model, device)
@@ -332,6 +366,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                                         clean_embs, target_emb, check_stop, t0, device, timings, lap,
                                         full_metrics, notes)
         result.possible_faces, result.notes = possible, notes
+        if metrics is not None:
+            metrics.result = result
         return result
     protected = x.clone()
     per_face: list[FaceResult] = [{} for _ in faces]
@@ -402,17 +438,20 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
     del protected
-    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
+    figures = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
     lap("metrics")
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
-    return ProtectionResult(
+    result = ProtectionResult(
         protected=protected_u8, jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
-        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        faces=faces, per_face=per_face, metrics=figures, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                "threshold": recogniser.threshold},
         timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
+    if metrics is not None:
+        metrics.result = result
+    return result
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -423,12 +462,24 @@ def is_out_of_memory(exc: BaseException) -> bool:
         "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
 
 
-def _measure(xc, final, jc, regions, per_face, notes, full_metrics: bool) -> dict:
+class _Deferral:
+    """``full_metrics`` while a :class:`DeferredMetrics` waits: :func:`_measure` stores its
+    arguments there and measures nothing."""
+
+    def __init__(self, target: DeferredMetrics, full: bool) -> None:
+        self.target, self.full = target, bool(full)
+
+
+def _measure(xc, final, jc, regions, per_face, notes, full_metrics) -> dict:
     """The quality figures of the finished photo: each face region, and the whole photo from
     the window that changed. Out of memory here must not throw the finished protection away:
     the figures are retried on the face regions alone at the cheap setting, and left out with
-    a note if even that fails."""
+    a note if even that fails. (Deferred, see :class:`DeferredMetrics`: nothing yet.)"""
     from jndguard.core.metrics import photo_report, region_report
+
+    if isinstance(full_metrics, _Deferral):
+        full_metrics.target._args = (xc, final, jc, regions, per_face, notes, full_metrics.full)
+        return {}
 
     try:
         for i, region in enumerate(regions):
