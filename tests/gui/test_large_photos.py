@@ -42,6 +42,7 @@ def test_jnd_view_of_a_large_photo_uses_a_display_copy(kodak_dir):
     assert views.jnd_error is None
     w, h = views.jnd_size
     assert w * h <= tasks.VIEW_JND_PIXELS * 1.01 and h > w
-    assert views.jnd_rgb.shape == pixels.shape  # drawn over the photo's full extent
+    assert views.jnd_rgb.shape == (h, w, 3) and views.extent == (2048, 3072)  # stretched by the view
+    assert views.jnd_image.width() == w and views.jnd_image.height() == h
     small = tasks.render_views(1, 1, pixels[:600, :400], tasks.JndParams(), tasks.DisplayOptions())
     assert small.jnd_size == (400, 600)  # small photos: the exact map
