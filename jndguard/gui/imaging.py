@@ -163,26 +163,21 @@ def colour_bar(lut: np.ndarray, length: int = 256, vertical: bool = True) -> np.
 def to_qimage(pixels: np.ndarray):
     """(H, W, 3) uint8 RGB → QImage in the display's native 32-bit format (``Format_RGB32``).
 
-    Written straight into the QImage's own buffer (no copy kept of the array), so the
-    array may be freed afterwards. Creating QImages is thread-safe: workers build the
-    pictures of photo-sized arrays (a 12 MP conversion takes tens of milliseconds), and the
-    GUI thread's ``QPixmap.fromImage`` of this format only shares the data.
+    A deep copy: the array may be freed afterwards. Creating QImages is thread-safe: workers
+    build the pictures of photo-sized arrays (a 12 MP conversion takes tens of milliseconds),
+    and the GUI thread's ``QPixmap.fromImage`` of this format only shares the data.
     """
     from PySide6.QtGui import QImage
 
-    arr = np.asarray(pixels)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"expected (H, W, 3) uint8 pixels, got {arr.shape} {arr.dtype}")
+    arr = np.asarray(pixels, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) uint8 pixels, got {arr.shape}")
     h, w = arr.shape[:2]
     if sys.byteorder != "little":  # RGB32's byte order below is the little-endian one
         rgb = np.ascontiguousarray(arr)
         return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(
             QImage.Format.Format_RGB32)
-    img = QImage(w, h, QImage.Format.Format_RGB32)
-    if img.isNull():
-        raise MemoryError(f"no memory for a {w}×{h} picture")
     # RGB32 is 0xffRRGGBB per pixel: bytes B, G, R, 255 in memory (little-endian)
-    line = img.bytesPerLine()
-    dst = np.frombuffer(img.bits(), np.uint8).reshape(h, line)[:, : 4 * w].reshape(h, w, 4)
-    cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGRA, dst=dst)
-    return img
+    bgra = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGRA)
+    # (QImage over the array's memory, then a deep copy Qt owns: the array may go)
+    return QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_RGB32).copy()

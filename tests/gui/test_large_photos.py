@@ -46,3 +46,42 @@ def test_jnd_view_of_a_large_photo_uses_a_display_copy(kodak_dir):
     assert views.jnd_image.width() == w and views.jnd_image.height() == h
     small = tasks.render_views(1, 1, pixels[:600, :400], tasks.JndParams(), tasks.DisplayOptions())
     assert small.jnd_size == (400, 600)  # small photos: the exact map
+
+
+def test_pictures_are_native_32_bit_deep_copies():
+    """Workers make the QImages: RGB32 (what a pixmap shares without converting), a deep copy
+    that outlives the array, the same pixels."""
+    import gc
+
+    from PySide6.QtGui import QImage
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    want = pixels.copy()
+    img = tasks.imaging.to_qimage(pixels)
+    del pixels
+    gc.collect()
+    _ = [np.ones((37, 53, 4), np.uint8) for _ in range(50)]  # reuse freed memory, if any
+    assert img.format() == QImage.Format.Format_RGB32 and (img.width(), img.height()) == (53, 37)
+    rgb = img.convertToFormat(QImage.Format.Format_RGB888)
+    got = np.frombuffer(rgb.constBits(), np.uint8).reshape(37, rgb.bytesPerLine())[:, : 53 * 3]
+    assert np.array_equal(got.reshape(37, 53, 3), want)
+
+
+def test_a_display_copy_is_stretched_over_the_photo(qtbot):
+    """The JND view of a large photo: a smaller picture covering the photo's pixel grid, so
+    zoom, face boxes and the magnifier line up with the other panes."""
+    from PySide6.QtCore import QRectF, QSize
+
+    from jndguard.gui.widgets.views import ImagePane
+
+    pane = ImagePane("jnd")
+    qtbot.addWidget(pane)
+    small = np.zeros((20, 10, 3), np.uint8)
+    small[10:, 5:] = (200, 30, 60)  # bottom-right quarter
+    pane.set_image(tasks.imaging.to_qimage(small), extent=QSize(40, 80))
+    assert pane.scene().sceneRect() == QRectF(0, 0, 40, 80)
+    assert pane.pixmap_item.sceneBoundingRect() == QRectF(0, 0, 40, 80)
+    detail = pane.detail(QRectF(24, 44, 8, 8), 16).toImage()  # inside the bottom-right quarter
+    assert detail.pixelColor(8, 8).getRgb()[:3] == (200, 30, 60)
+    assert pane.detail(QRectF(4, 4, 8, 8), 16).toImage().pixelColor(8, 8).getRgb()[:3] == (0, 0, 0)
