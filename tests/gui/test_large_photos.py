@@ -3,6 +3,8 @@ decoded, and the JND view of a large photo is computed on a display copy."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -85,3 +87,26 @@ def test_a_display_copy_is_stretched_over_the_photo(qtbot):
     detail = pane.detail(QRectF(24, 44, 8, 8), 16).toImage()  # inside the bottom-right quarter
     assert detail.pixelColor(8, 8).getRgb()[:3] == (200, 30, 60)
     assert pane.detail(QRectF(4, 4, 8, 8), 16).toImage().pixelColor(8, 8).getRgb()[:3] == (0, 0, 0)
+
+
+def test_the_app_detects_faces_in_the_helper_process(kodak_dir, tmp_path, qapp):
+    """The window's detection runs in the helper process (MTCNN's Python stages would hold
+    the GUI process's GIL for seconds on a 12 MP photo): same faces as detecting here."""
+    from jndguard.core.imageio import load_image
+    from jndguard.gui import controller, helper
+    from jndguard.gui.settings import SettingsStore
+
+    c = controller.Controller(SettingsStore.at(tmp_path / "s.ini"))
+    assert c.detect_fn is controller.detect_in_helper
+    path = kodak_dir / "kodim04.png"
+    image = load_image(path)
+    try:
+        there = helper.detect_file(path, 20, "cpu")  # (no fall-back to this process here)
+        proc = helper.helper()._proc
+        assert proc is not None and proc.is_alive() and proc.pid != os.getpid()
+    finally:
+        helper.shutdown()
+    here = tasks.detect_here(path, image, 20, "cpu")
+    assert len(there) == len(here) >= 1
+    for a, b in zip(there, here):
+        np.testing.assert_allclose(a.box, b.box, atol=1e-3)
