@@ -110,3 +110,23 @@ def test_the_app_detects_faces_in_the_helper_process(kodak_dir, tmp_path, qapp):
     assert len(there) == len(here) >= 1
     for a, b in zip(there, here):
         np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+
+
+def test_helper_messages_carry_arrays_out_of_band():
+    """What crosses the helper's pipe: arrays travel as raw bytes read straight into place
+    (a 12 MP result never sits in a pickle the GUI process must copy with the GIL held)."""
+    import multiprocessing
+    import threading
+
+    from jndguard.gui.helper import recv_message, send_message
+
+    a, b = multiprocessing.Pipe()
+    jnd = np.random.default_rng(1).random((300, 200, 3), dtype=np.float32)
+    message = (7, "result", {"jnd": jnd, "strided": jnd[:, ::2, 0], "empty": np.zeros(0), "text": "ok"})
+    t = threading.Thread(target=send_message, args=(a, message))  # (larger than the pipe's buffer)
+    t.start()
+    rid, tag, got = recv_message(b)
+    t.join()
+    assert (rid, tag, got["text"]) == (7, "result", "ok")
+    assert np.array_equal(got["jnd"], jnd) and got["jnd"].flags.writeable
+    assert np.array_equal(got["strided"], jnd[:, ::2, 0]) and got["empty"].size == 0
