@@ -563,6 +563,11 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
     if goal is Goal.IMPERSONATE:
         targets, others = _impersonation_refs(recognisers, settings.target)
     eot = PostEOT(samples=settings.eot_samples)
+    decoys = None
+    if goal is Goal.DODGE and settings.decoy:
+        from jndguard.core.models.gallery import celebrity_gallery
+
+        decoys = [celebrity_gallery(rec)[1].to(rec.device) for rec in recognisers]
     target_photos = None
     if goal is Goal.IMPERSONATE:
         from jndguard.core.models.store import dataset_dir
@@ -584,7 +589,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
                 x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
                 settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
                 torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
-                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i)
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, decoys)
             regions[i] = region
             setup = time.perf_counter() - tf
             gen = method.iterate(problem, inits[i])
