@@ -298,6 +298,8 @@ class Controller(QObject):
                 it.picture = picture
                 self._trim_pictures()
                 self.itemUpdated.emit(item_id)
+                if item_id == self.current_id:  # the views drawn meanwhile are drawn again over it
+                    self.request_views()
 
         worker.signals.returned.connect(done)
         worker.signals.errored.connect(lambda e: self.errors.report_exception("Drawing the photo failed", e))

@@ -130,3 +130,29 @@ def test_helper_messages_carry_arrays_out_of_band():
     assert (rid, tag, got["text"]) == (7, "result", "ok")
     assert np.array_equal(got["jnd"], jnd) and got["jnd"].flags.writeable
     assert np.array_equal(got["strided"], jnd[:, ::2, 0]) and got["empty"].size == 0
+
+
+def test_only_a_few_photos_keep_their_picture_and_a_selected_one_gets_it_back(
+    qtbot, make_window, wait_loaded, small_photo
+):
+    """A photo's QImage (48 MB at 12 MP) is kept for the shown photo and the last few; a
+    photo selected without one gets it from a worker, and its views are drawn again."""
+    import shutil
+
+    w = make_window()
+    c = w.controller
+    paths = [small_photo]
+    for k in range(4):
+        paths.append(small_photo.with_name(f"copy{k}.png"))
+        shutil.copy(small_photo, paths[-1])
+    w.add_paths(paths)
+    wait_loaded(w, len(paths))
+    items = c.queue.items()
+    held = [it for it in items if it.picture is not None]
+    assert len(held) <= c.PICTURES_KEPT and c.current.picture is not None
+    bare = next(it for it in items if it.picture is None)
+    c.select(bare.id)
+    qtbot.waitUntil(lambda: bare.picture is not None, timeout=10000)
+    qtbot.waitUntil(lambda: w.views.frames["original"].pane.has_image(), timeout=10000)
+    assert sum(it.picture is not None for it in items) <= c.PICTURES_KEPT
+    qtbot.waitUntil(lambda: w.views.frames["jnd"].pane.has_image(), timeout=20000)
