@@ -164,4 +164,4 @@ def test_decoy_pulls_views_toward_the_decoy_identity():
     (g,) = torch.autograd.grad(loss, [e])
     assert float((-g * decoy).sum()) > 0  # descending the loss raises cos(view, decoy)
     plain, _ = paired_loss(RecogniserViews(rec, specs, refs), e, idx, margin=0.5)
-    assert float(loss) > float(plain)
+    assert float(loss.detach()) > float(plain.detach())
