@@ -82,13 +82,12 @@ def _work_region_pixels(result, mode: str) -> int:
 def _child(photo: Path, iterations: int, verify: bool, mode: str = "post") -> dict:
     import torch
 
+    import jndguard.core.memory as guard
     from jndguard.core.export import ExportOptions, export_photo
     from jndguard.core.imageio import load_image
     from jndguard.core.models import load_recogniser
     from jndguard.core.pipeline import ProtectionSettings, protect_steps
     from jndguard.core.progress import drive
-
-    import jndguard.core.memory as guard
 
     # the guard is what this measurement fits: it must not refuse what is being measured (the
     # parent runs only the sizes it is asked for)

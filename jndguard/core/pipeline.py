@@ -10,9 +10,14 @@ Speed (what a user waits for is mostly the optimisation): faces are detected onc
 (a caller that already has them passes ``faces``); the re-check re-detects each face in a
 window around it, at most at the recogniser's input scale (only the face regions changed, so
 the rest of the photo holds the same detections as the original); the metrics are computed once,
-on the face regions and, for the whole photo, from the changed window
-(:func:`jndguard.core.metrics.photo_report`; the multi-scale ones on request). Each stage's
-seconds are in :attr:`ProtectionResult.timings`.
+on the face regions and, for the whole photo, from the changed windows
+(:func:`jndguard.core.metrics.photo_report_windows`; the multi-scale ones on request). Each
+stage's seconds are in :attr:`ProtectionResult.timings`.
+
+Memory (docs/design.md §11): apart from the 8-bit photo and its protected copy, everything is
+per face region — the float tensors, the JND map (:func:`jndguard.core.jnd.regions.jnd_regions`),
+the clean embeddings, the re-check and the metrics; :attr:`ProtectionResult.jnd` holds J on the
+regions only (:class:`~jndguard.core.jnd.regions.RegionMaps`).
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ class ProtectionResult:
     """The protected photo and everything measured on it."""
 
     protected: np.ndarray  # (H, W, 3) uint8
-    jnd: np.ndarray  # (H, W, 3) float32, 8-bit levels
+    jnd: RegionMaps | np.ndarray  # (H, W, 3) float32, 8-bit levels; known on the face regions
     faces: list[Face]
     per_face: list[FaceResult]
     metrics: dict
