@@ -194,16 +194,30 @@ def fit(points: list[tuple[int, int]]) -> tuple[float, float]:
 
 
 def fit_regions(points: list[tuple[int, int, int]]) -> tuple[float, float, float] | None:
-    """Least-squares ``(base, photo_bytes, region_bytes)`` of ``peak = base + photo_bytes ×
-    pixels + region_bytes × region pixels`` from ``(pixels, region_pixels, peak)``; None when
-    the runs cannot tell the two apart (one layout)."""
+    """Non-negative least squares ``(base, photo_bytes, region_bytes)`` of ``peak = base +
+    photo_bytes × pixels + region_bytes × region pixels`` from ``(pixels, region_pixels,
+    peak)`` (a negative byte count is noise: the best fit over every subset of the terms with
+    all coefficients ≥ 0); None when the runs cannot tell the two apart (one layout)."""
+    import itertools
+
     import numpy as np
 
     a = np.array([[1.0, p, r] for p, r, _ in points], dtype=np.float64)
     y = np.array([b for _, _, b in points], dtype=np.float64)
     if len(points) < 3 or np.linalg.matrix_rank(a) < 3:
         return None
-    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    best = None
+    for k in range(1, 4):
+        for cols in itertools.combinations(range(3), k):
+            sub = np.linalg.lstsq(a[:, cols], y, rcond=None)[0]
+            if (sub < 0).any():
+                continue
+            coef = np.zeros(3)
+            coef[list(cols)] = sub
+            err = float(((a @ coef - y) ** 2).sum())
+            if best is None or err < best[0]:
+                best = (err, coef)
+    coef = best[1]
     return float(coef[0]), float(coef[1]), float(coef[2])
 
 
