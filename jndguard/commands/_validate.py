@@ -80,6 +80,8 @@ def validate_protect(args: argparse.Namespace) -> None:
     _finite("--jnd-strength", args.jnd_strength, 0.0, low_open=True)
     _finite("--safety-margin", args.safety_margin, 0.0, 2.0)
     _finite("--delta", args.delta)
+    if getattr(args, "budget", None) is not None:
+        _finite("--budget", args.budget, 0.0, 1.0, low_open=True)
     for name, vals in (("--beta", args.beta), ("--m", args.m)):
         for v in vals or ():
             _finite(name, v, 0.0)

@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-margin", type=float, default=None,
                    help="post mode: margin past the threshold every quick threat-matrix cell must "
                         "clear (the strength; default: the Standard preset)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="post mode: share of the per-pixel JND the change may use, 0.1–1 (with "
+                        "--stop-margin the strength; default: the Standard preset)")
+    p.add_argument("--decoy", action="store_true",
+                   help="post mode, dodging: also pull the face toward the gallery identity least "
+                        "like it (experimental; README \"Post mode\")")
     opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
@@ -180,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,
         device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin,
         min_probability=DEFAULT_MIN_PROBABILITY if args.include_possible_faces else PROTECT_MIN_PROBABILITY,
-        **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}))
+        decoy=args.decoy,
+        **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}),
+        **({} if args.budget is None else {"budget": args.budget}))
     device = resolve_device(args.device)
     rec = load_recogniser(args.model, device)
     if args.target:

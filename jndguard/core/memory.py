@@ -34,14 +34,16 @@ logger = logging.getLogger(__name__)
 # with a 0.55–0.70 MP face region, portrait 1 and 6 MP with the region the whole photo), fitted
 # by non-negative least squares: 1.40 GiB + 0 bytes/photo pixel + 1075 bytes/region pixel
 # (residuals −0.11 … +0.28 GiB; the guard adds the largest shortfall, 0.28 GiB, to the base).
-# Lossless mode measures less per region pixel (README); the guard keeps post mode's figures,
-# the larger. The photo term is below the measurements' noise,
+# Lossless mode, same runs: 1.07 GiB + 5 bytes/photo pixel + 592 bytes/region pixel; the guard
+# keeps post mode's base for it, and post mode's figures for every method not measured. The
+# photo term is below the measurements' noise,
 # so the guard counts what is in memory by construction while the edge map of J is computed
 # (docs/design.md §11): the photo, its protected copy, four int16 planes and three uint8 maps,
 # 18 bytes per pixel.
 PROTECT_BASE_BYTES = int((1.40 + 0.28 - 0.86) * 2**30)  # less the models (0.86 GiB), loaded first
 PHOTO_BYTES_PER_PIXEL = 18.0
 REGION_BYTES_PER_PIXEL = 1075.0
+LOSSLESS_REGION_BYTES_PER_PIXEL = 592.0
 KEPT_BYTES_PER_PIXEL = 36.0  # region of the photo, of J and the perturbation: 3 × 3 × 4 bytes
 
 
@@ -98,17 +100,20 @@ def available_memory() -> int | None:
         return None
 
 
-def protect_memory_needed(width: int, height: int, regions: Sequence[tuple[int, int, int, int]] = ()) -> int:
+def protect_memory_needed(width: int, height: int, regions: Sequence[tuple[int, int, int, int]] = (),
+                          region_bytes: float = REGION_BYTES_PER_PIXEL) -> int:
     """Bytes that protecting a ``width`` × ``height`` photo adds to the loaded models; with
-    its face ``regions`` (``(x0, y0, x1, y1)``, what the optimiser reads), the optimisation too."""
+    its face ``regions`` (``(x0, y0, x1, y1)``, what the optimiser reads), the optimisation too
+    (``region_bytes`` per pixel of the largest: :data:`LOSSLESS_REGION_BYTES_PER_PIXEL` for
+    lossless mode)."""
     areas = sorted(((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions), reverse=True)
     return int(PROTECT_BASE_BYTES + PHOTO_BYTES_PER_PIXEL * width * height
-               + (REGION_BYTES_PER_PIXEL * areas[0] + KEPT_BYTES_PER_PIXEL * sum(areas[1:]) if areas else 0))
+               + (region_bytes * areas[0] + KEPT_BYTES_PER_PIXEL * sum(areas[1:]) if areas else 0))
 
 
 def _refuse(label: str, what: str, width: int, height: int, need: int, available: int,
-            regions: Sequence = ()) -> MemoryBudgetError:
-    scaled = max(1, protect_memory_needed(width, height, regions) - PROTECT_BASE_BYTES)
+            regions: Sequence = (), region_bytes: float = REGION_BYTES_PER_PIXEL) -> MemoryBudgetError:
+    scaled = max(1, protect_memory_needed(width, height, regions, region_bytes) - PROTECT_BASE_BYTES)
     fit = (max(0, available - PROTECT_BASE_BYTES) / scaled) ** 0.5  # every term scales with area
     w, h = max(1, int(width * fit)), max(1, int(height * fit))
     return MemoryBudgetError(
@@ -134,9 +139,10 @@ def check_protect_memory(width: int, height: int, label: str, available: int | N
 
 
 def check_region_memory(width: int, height: int, regions: Sequence[tuple[int, int, int, int]], label: str,
-                        available: int | None = None) -> None:
+                        available: int | None = None, region_bytes: float = REGION_BYTES_PER_PIXEL) -> None:
     """Refuse a photo whose face regions would not fit in the available memory (after the
-    faces are found, before any region is computed).
+    faces are found, before any region is computed; ``region_bytes`` as
+    :func:`protect_memory_needed`).
 
     Raises:
         MemoryBudgetError: as :func:`check_protect_memory`, naming the face regions.
@@ -144,8 +150,8 @@ def check_region_memory(width: int, height: int, regions: Sequence[tuple[int, in
     available = available_memory() if available is None else available
     if available is None or not regions:
         return
-    need = protect_memory_needed(width, height, regions)
+    need = protect_memory_needed(width, height, regions, region_bytes)
     if need > available:
         px = max((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
         raise _refuse(label, f"{width}×{height} with a face region of {px / 1e6:.1f} MP", width, height,
-                      need, available, regions)
+                      need, available, regions, region_bytes)

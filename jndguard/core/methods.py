@@ -101,6 +101,12 @@ OPTIONS: Mapping[str, Option] = _opts(
     Option("stop_margin", "Stop margin", "Post mode: margin past the threshold that every quick "
            "threat-matrix cell must clear before the optimiser stops (the strength), as a fraction "
            "of the distance from the threshold to a perfect match", range=Range(0.0, 0.5, 0.01, 2)),
+    Option("budget", "JND budget", "Post mode: the share of the per-pixel JND the perturbation may "
+           "use (with the perceptual guard on its colour and local mean; docs/design.md §5)",
+           range=Range(0.1, 1.0, 0.05, 2)),
+    Option("decoy", "Decoy identity", "Post mode, dodging: also pull the face toward the gallery "
+           "identity least like it (Fawkes-style), so it leaves the person's cluster, not only "
+           "this photo's embedding"),
     Option("eot_samples", "Views per step", "Post mode: sampled crops/encodings per recogniser "
            "and iteration", range=Range(1, 32, 1, 0)),
     Option("variant", "Loss", "Perceptual loss ablation (Xue et al. 2023, Table 1)", choices=Variant),
@@ -205,7 +211,7 @@ REGISTRY: Mapping[str, MethodSpec] = MappingProxyType({s.name: s for s in (
     MethodSpec("hvs-jnd", "HVS-JND", "hvs-jnd", "jndguard.core.attacks.hvs_jnd:HVSJNDConfig",
                f"{_FACTORIES}:make_hvs_jnd",
                ("mode", "variant", "beta", "delta", "m_rgb", "max_iterations", "step_size", "max_rounds",
-                "shrink", "stop_margin", "eot_samples"),
+                "shrink", "stop_margin", "budget", "decoy", "eot_samples"),
                "Xue et al. 2023", {g: _hvs_paper(g) for g in Goal}, rounds=True),
     MethodSpec("mnd", "MND", "anchor", "jndguard.core.attacks.mnd:MNDConfig", f"{_FACTORIES}:make_mnd",
                ("beta", "step_size", "anchor_iterations"), "Sun, Jin & Lin 2023"),

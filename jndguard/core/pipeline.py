@@ -358,9 +358,15 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         regions = [face_region(f, settings.margin, width, height, None if v is None else v.footprint())
                    for f, v in zip(faces, views)]
         work = list(regions)
-    from jndguard.core.memory import check_region_memory
+    from jndguard.core.memory import (
+        LOSSLESS_REGION_BYTES_PER_PIXEL,
+        REGION_BYTES_PER_PIXEL,
+        check_region_memory,
+    )
 
-    check_region_memory(width, height, work, str(image.path or "this photo"))
+    lossless = settings.method == "hvs-jnd" and settings.mode == "lossless"
+    check_region_memory(width, height, work, str(image.path or "this photo"), region_bytes=(
+        LOSSLESS_REGION_BYTES_PER_PIXEL if lossless else REGION_BYTES_PER_PIXEL))
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     tick = time.perf_counter()
     from jndguard.core.jnd.regions import jnd_regions
@@ -603,6 +609,11 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
     if goal is Goal.IMPERSONATE:
         targets, others = _impersonation_refs(recognisers, settings.target)
     eot = PostEOT(samples=settings.eot_samples)
+    decoys = None
+    if goal is Goal.DODGE and settings.decoy:
+        from jndguard.core.models.gallery import celebrity_gallery
+
+        decoys = [celebrity_gallery(rec)[1].to(rec.device) for rec in recognisers]
     target_photos = None
     if goal is Goal.IMPERSONATE:
         from jndguard.core.models.store import dataset_dir
@@ -623,7 +634,8 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
                 x[i], jnd[i], image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
                 settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
                 torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
-                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, origin=work[i][:2])
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, decoys,
+                origin=work[i][:2])
             regions[i] = region
             setup = time.perf_counter() - tf
             gen = method.iterate(problem, inits[i])

@@ -149,6 +149,11 @@ class HVSJNDOptions:
     stop_margin: float = 0.1  # fraction of 1 − τ per recogniser
     white_box: tuple[str, ...] = ("dlib-resnet",)
     eot_samples: int = 8
+    # the share of the per-pixel JND post mode may spend (its perceptual guard's clip: the
+    # strength presets' other half), and, dodging, a pull of every view toward the identity
+    # least like the face (Fawkes-style decoy)
+    budget: float = 0.8
+    decoy: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", HvsMode(self.mode))
@@ -240,6 +245,8 @@ FLAT: dict[str, tuple[str | None, str]] = {
     "stop_margin": ("hvs", "stop_margin"),
     "white_box": ("hvs", "white_box"),
     "eot_samples": ("hvs", "eot_samples"),
+    "budget": ("hvs", "budget"),
+    "decoy": ("hvs", "decoy"),
 }
 
 _GROUPS = {"hvs": HVSJNDOptions, "anchor": AnchorOptions, "jnd": JNDOptions, "faces": FaceOptions,

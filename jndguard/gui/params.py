@@ -42,17 +42,20 @@ STRENGTHS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "light": (
         "Light",
         "Invisible first: post mode with a small margin past the threshold",
-        {"mode": "post", "stop_margin": 0.05, "jnd_strength": 1.0, "robust": False, "max_iterations": 100},
+        {"mode": "post", "stop_margin": 0.05, "budget": 0.6, "jnd_strength": 1.0, "robust": False,
+         "max_iterations": 100},
     ),
     "standard": (
         "Standard",
         "Recommended: post mode, every quick threat-matrix cell 10 % past the threshold",
-        {"mode": "post", "stop_margin": 0.1, "jnd_strength": 1.0, "robust": False, "max_iterations": 100},
+        {"mode": "post", "stop_margin": 0.1, "budget": 0.8, "jnd_strength": 1.0, "robust": False,
+         "max_iterations": 100},
     ),
     "strong": (
         "Strong",
         "Post mode with a wide margin (holds in more of the full matrix); may be slightly visible",
-        {"mode": "post", "stop_margin": 0.2, "jnd_strength": 1.0, "robust": False, "max_iterations": 160},
+        {"mode": "post", "stop_margin": 0.15, "budget": 1.0, "jnd_strength": 1.0, "robust": False,
+         "max_iterations": 160},
     ),
 }
 CUSTOM = "custom"

@@ -7,6 +7,7 @@ import pytest
 
 from jndguard.core.memory import (
     KEPT_BYTES_PER_PIXEL,
+    LOSSLESS_REGION_BYTES_PER_PIXEL,
     PHOTO_BYTES_PER_PIXEL,
     PROTECT_BASE_BYTES,
     REGION_BYTES_PER_PIXEL,
@@ -40,6 +41,10 @@ def test_face_regions_count_the_largest_once_and_keep_the_others():
     msg = str(err.value)
     assert "group.jpg" in msg and "face region of 1.0 MP" in msg and "downscale it to at most" in msg
     check_region_memory(6000, 4000, [], "none.jpg", available=0)  # no face: nothing to refuse
+    lossless = protect_memory_needed(6000, 4000, regions, LOSSLESS_REGION_BYTES_PER_PIXEL)
+    assert lossless < need  # measured lower per region pixel
+    check_region_memory(6000, 4000, regions, "group.jpg", available=lossless,
+                        region_bytes=LOSSLESS_REGION_BYTES_PER_PIXEL)
 
 
 def test_available_memory_is_measured():

@@ -147,3 +147,21 @@ def test_sample_encodings_cover_the_distribution():
     assert all(e.downscale == 1.0 for e in small)  # nothing a site would shrink, a face < 112 px
     with pytest.raises(ValueError):
         PostEOT(conventions=("box", "fisheye"))
+
+
+def test_decoy_pulls_views_toward_the_decoy_identity():
+    """With a decoy (dodging), the loss's gradient moves the views' embeddings toward the
+    decoy; without it the loss does not care about the decoy at all."""
+    emb = torch.nn.functional.normalize(torch.randn(4, 16, generator=torch.Generator().manual_seed(2)), dim=1)
+    refs = emb.detach().clone()
+    decoy = torch.nn.functional.normalize(torch.randn(16, generator=torch.Generator().manual_seed(3)), dim=0)
+    rec = _TinyRecogniser()
+    specs = view_specs(PostEOT(samples=4), has_dlib_points=False)[:4]
+    idx = torch.arange(4)
+    e = emb.clone().requires_grad_(True)
+    with_decoy = RecogniserViews(rec, specs, refs, decoy=decoy)
+    loss, _ = paired_loss(with_decoy, e, idx, margin=0.5)
+    (g,) = torch.autograd.grad(loss, [e])
+    assert float((-g * decoy).sum()) > 0  # descending the loss raises cos(view, decoy)
+    plain, _ = paired_loss(RecogniserViews(rec, specs, refs), e, idx, margin=0.5)
+    assert float(loss) > float(plain)

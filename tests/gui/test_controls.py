@@ -103,7 +103,8 @@ def test_strength_presets_and_paper_defaults(qtbot, make_window):
     panel = w.controls
     qtbot.mouseClick(panel.strength_buttons["strong"], Qt.MouseButton.LeftButton)
     s = w.controller.settings
-    assert s.mode == "post" and s.stop_margin == 0.2 and params.strength_of(s) == "strong"
+    assert s.mode == "post" and s.stop_margin == 0.15 and s.budget == 1.0
+    assert params.strength_of(s) == "strong"
     assert panel.strength_buttons["strong"].isChecked()
     qtbot.mouseClick(panel.strength_buttons["light"], Qt.MouseButton.LeftButton)
     assert params.strength_of(w.controller.settings) == "light"

@@ -46,6 +46,8 @@ BAD_OPTIONS = [
     (["--variant", "L9"], "--variant"),
     (["--quality", "high"], "--quality"),
     (["--device", "tpu"], "--device tpu"),
+    (["--budget", "0"], "--budget 0"),
+    (["--budget", "1.5"], "--budget 1.5"),
 ]
 
 

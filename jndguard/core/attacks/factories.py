@@ -18,9 +18,11 @@ def make_hvs_jnd(settings: ProtectionSettings):
     h = settings.hvs
     kw = {} if settings.step_size is None else {"step_size": settings.step_size}
     if h.mode == "post":
+        from jndguard.core.attacks.perceptual_guard import PerceptualGuard
         from jndguard.core.methods import POST_STEP
 
         kw.setdefault("step_size", POST_STEP)
+        kw["guard"] = PerceptualGuard(jnd_clip=h.budget)
     return HVSJND(HVSJNDConfig(mode=h.mode, variant=h.variant, beta=settings.beta, delta=h.delta,
                                m_rgb=h.m_rgb, max_iterations=h.max_iterations, shrink=h.shrink, **kw))
 

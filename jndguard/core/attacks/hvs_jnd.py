@@ -33,12 +33,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from jndguard.core.attacks.base import AttackResult, Goal, Step, grad_of
 from jndguard.core.attacks.loop import IterationLog
+from jndguard.core.attacks.perceptual_guard import PerceptualGuard
 from jndguard.core.attacks.problem import AttackProblem
 from jndguard.core.losses.adversarial import cosine_margin_loss, paper_adversarial_loss
 from jndguard.core.losses.hvs_jnd import ABLATIONS, hvs_perceptual_loss, sobel
@@ -85,10 +86,10 @@ class HVSJNDConfig:
         momentum: post mode: momentum of the normalised gradient steps (Dong et al., "Boosting
             Adversarial Attacks with Momentum", CVPR 2018): the sampled views change every
             iteration, momentum averages their gradients over iterations.
-        jnd_clip: post mode: keep ``|P| ≤ jnd_clip·J`` per pixel-channel after every step
-            in whole 8-bit levels (None = only the loss's penalty): measured without it, the
-            adversarial pull of two recognisers left 5 % of pixel-channels over J, and a
-            clip at J itself rounds up past J just as often.
+        guard: post mode: the projection after every step (:mod:`.perceptual_guard`): the JND
+            clip ``|P| ≤ jnd_clip·J`` in whole 8-bit levels (measured without it, the
+            adversarial pull of two recognisers left 5 % of pixel-channels over J), and bounds
+            on the perturbation's chroma and local mean, which the per-pixel JND does not see.
         check_share: post mode: share of every recogniser's sampled views past the stopping
             line that triggers a check (the sample holds random hard views, e.g. a strong
             downscale then JPEG q60, that the quick matrix does not).
@@ -113,7 +114,7 @@ class HVSJNDConfig:
     check_every: int = 3
     check_share: float = 0.85
     momentum: float = 0.8
-    jnd_clip: float | None = 1.0
+    guard: PerceptualGuard = field(default_factory=PerceptualGuard)
 
     def __post_init__(self) -> None:
         if self.mode not in HvsMode.accepted():
@@ -280,9 +281,12 @@ class HVSJND:
         total, last_check, check_seconds = 0, -cfg.check_every, 0.0
         velocity = None
         # the perturbation stays within J per pixel-channel in whole 8-bit levels, so the rounded
-        # result does too (RGB budgets; the Y/Cb/Cr budget is a linear mix, left to the loss)
-        j_clip = (torch.floor(cfg.jnd_clip * j * 255 + 1e-4) / 255
-                  if cfg.jnd_clip and problem.jnd_space == "rgb" else None)
+        # result does too (RGB budgets; the Y/Cb/Cr budget is a linear mix, left to the loss),
+        # and within the guard's chroma and local-mean bounds
+        guard_cfg = cfg.guard if problem.jnd_space == "rgb" else replace(cfg.guard, jnd_clip=None)
+        cx0, cy0 = problem.change[:2]  # landmarks in the changing region's coordinates
+        guard = guard_cfg.prepare(j, problem.face_side,
+                                  problem.geometry.landmarks - (cx0, cy0) if problem.geometry else None)
         history: list[dict] = []
         verdict = None
         best_p = None
@@ -319,8 +323,7 @@ class HVSJND:
                     g = g / g.pow(2).mean().sqrt().clamp_min(1e-12)
                     velocity = g if velocity is None else cfg.momentum * velocity + g
                     p.sub_(cfg.step_size * velocity / velocity.pow(2).mean().sqrt().clamp_min(1e-12))
-                    if j_clip is not None:  # inside the JND budget (docs/design.md §5)
-                        p.copy_(torch.maximum(torch.minimum(p, j_clip), -j_clip))
+                    p.copy_(guard.project(p))  # inside the JND budget and the guard (§5)
                     p.copy_((x + p).clamp(0, 1) - x)
                 success = False
                 judged = None

@@ -108,16 +108,20 @@ class PostEOT:
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """One crop convention with one resize kernel; ``margin`` only for ``box``."""
+    """One crop convention with one resize kernel; ``margin`` only for ``box``; ``detector``
+    says whose box the box conventions start from (MTCNN's, or dlib's HOG detector's, which is
+    smaller and lower: a search pipeline built on dlib crops around that one)."""
 
     convention: str
     antialias: bool
     margin: float = 0.0
+    detector: str = "mtcnn"
 
     @property
     def label(self) -> str:
         name = f"box+{round(self.margin * 100)}%" if self.convention == "box" else self.convention
-        return f"{name}/{'area' if self.antialias else 'bilinear'}"
+        who = "hog:" if self.detector == "hog" else ""
+        return f"{who}{name}/{'area' if self.antialias else 'bilinear'}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ class FaceGeometry:
     ``box`` is ``(x1, y1, x2, y2)`` in continuous coordinates (pixel ``k`` spans ``[k, k+1)``,
     as MTCNN's boxes and ``crop_resize``); landmarks are pixel-index coordinates (pixel ``k``'s
     centre is ``k``), five points each: ``landmarks`` from MTCNN, ``dlib_points`` from dlib's
-    5-point shape predictor (None when dlib is not installed).
+    5-point shape predictor (None when dlib is not installed); ``hog_box`` is dlib's HOG
+    detector's box of the same face (None when it finds none or dlib is not installed).
     """
 
     box: tuple[float, float, float, float]
@@ -135,14 +140,18 @@ class FaceGeometry:
     width: int
     height: int
     dlib_points: np.ndarray | None = None
+    hog_box: tuple[float, float, float, float] | None = None
 
     def shifted(self, dx: float, dy: float) -> FaceGeometry:
         """The same face in an image cropped at ``(dx, dy)``."""
-        b = self.box
         off = np.array([dx, dy])
-        return FaceGeometry((b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy),
-                            np.asarray(self.landmarks, float) - off, self.width, self.height,
-                            None if self.dlib_points is None else np.asarray(self.dlib_points, float) - off)
+
+        def move(b):
+            return None if b is None else (b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy)
+
+        return FaceGeometry(move(self.box), np.asarray(self.landmarks, float) - off, self.width, self.height,
+                            None if self.dlib_points is None else np.asarray(self.dlib_points, float) - off,
+                            move(self.hog_box))
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -215,10 +224,13 @@ def view_transform(spec: ViewSpec, geom: FaceGeometry, size: int, jitter: np.nda
         landmark_noise: ``(5, 2)`` pixel noise added to the landmarks (aligned conventions).
     """
     dx, dy, ds = (0.0, 0.0, 0.0) if jitter is None else (float(v) for v in jitter)
+    box = geom.hog_box if spec.detector == "hog" else geom.box
+    if box is None:
+        raise ValueError("this view needs dlib's HOG box of the face")
     if spec.convention == "box":
-        return box_transform(_expand(geom.box, spec.margin, dx, dy, ds), size)
+        return box_transform(_expand(box, spec.margin, dx, dy, ds), size)
     if spec.convention == "mtcnn32":
-        return box_transform(mtcnn_margin_box(_expand(geom.box, 0.0, dx, dy, ds), geom.width,
+        return box_transform(mtcnn_margin_box(_expand(box, 0.0, dx, dy, ds), geom.width,
                                               geom.height), size)
     noise = 0.0 if landmark_noise is None else landmark_noise
     if spec.convention == "arcface":
@@ -230,13 +242,17 @@ def view_transform(spec: ViewSpec, geom: FaceGeometry, size: int, jitter: np.nda
     raise ValueError(f"unknown convention {spec.convention!r}")
 
 
-def view_specs(eot: PostEOT, has_dlib_points: bool) -> list[ViewSpec]:
-    """Every (convention, kernel) whose clean reference is precomputed."""
+def view_specs(eot: PostEOT, has_dlib_points: bool, has_hog_box: bool = False) -> list[ViewSpec]:
+    """Every (convention, kernel) whose clean reference is precomputed; with ``has_hog_box``
+    the box conventions also start from dlib's HOG box."""
     out = []
+    detectors = ("mtcnn", "hog") if has_hog_box else ("mtcnn",)
     for aa in (True, False):
         for conv in eot.conventions:
             if conv == "box":
-                out += [ViewSpec("box", aa, m) for m in eot.margins]
+                out += [ViewSpec("box", aa, m, d) for d in detectors for m in eot.margins]
+            elif conv == "mtcnn32":
+                out += [ViewSpec(conv, aa, 0.0, d) for d in detectors]
             elif conv != "dlib-chip" or has_dlib_points:
                 out.append(ViewSpec(conv, aa))
     return out
@@ -337,6 +353,10 @@ class RecogniserViews:
         references: ``(V, D)`` embeddings of the clean photo through each spec.
         target: impersonation target embedding ``(D,)`` for this recogniser (None = dodge).
         others: ``(K, D)`` identities the target must beat when impersonating.
+        decoy: dodging only: ``(D,)`` an identity far from the face (the gallery centroid least
+            like it) each view is also pulled toward, so the face leaves the person's cluster
+            rather than only this photo's embedding (Shan et al., "Fawkes", USENIX Security
+            2020); None = no decoy.
     """
 
     recogniser: torch.nn.Module
@@ -344,6 +364,7 @@ class RecogniserViews:
     references: torch.Tensor
     target: torch.Tensor | None = None
     others: torch.Tensor | None = None
+    decoy: torch.Tensor | None = None
     hardness: torch.Tensor | None = None  # (V,) running gap past the line per spec (see below)
 
     def sampling_weights(self, temperature: float = 0.05) -> torch.Tensor:
@@ -467,7 +488,9 @@ def paired_loss(rv: RecogniserViews, emb: torch.Tensor, spec_index: torch.Tensor
                 margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Hinge loss of one recogniser's views (docs/design.md §4's success test, ``margin`` past τ).
 
-    Dodging: ``mean relu(cos(view, clean view) − (τ − margin))``. Impersonation:
+    Dodging: ``mean relu(cos(view, clean view) − (τ − margin))``, plus, with a decoy,
+    ``mean relu(cos(view, clean view) − cos(view, decoy) + margin)`` (each view nearer the
+    decoy identity than its own clean view). Impersonation:
     ``mean relu(τ + margin − cos(view, target)) + relu(max_k cos(view, other_k) − cos(view, target)
     + margin)``. The loss is divided by ``1 − τ`` so recognisers of different cosine scales pull
     equally (FaceNet's τ ≈ 0.25, dlib's ≈ 0.9: a raw hinge would leave dlib unprotected).
@@ -479,7 +502,10 @@ def paired_loss(rv: RecogniserViews, emb: torch.Tensor, spec_index: torch.Tensor
     s_self = paired_similarities(rv, emb, spec_index)
     scale = 1.0 / max(1e-6, 1.0 - rv.threshold)
     if rv.target is None:
-        return scale * cosine_margin_loss(s_self, rv.threshold, margin), s_self.detach()
+        loss = cosine_margin_loss(s_self, rv.threshold, margin)
+        if rv.decoy is not None:
+            loss = loss + torch.relu(s_self - emb @ rv.decoy.to(emb) + margin).mean()
+        return scale * loss, s_self.detach()
     s_t = emb @ rv.target
     others = emb @ rv.others.T if rv.others is not None and rv.others.numel() else None
     others = s_self[:, None] if others is None else torch.cat([s_self[:, None], others], 1)

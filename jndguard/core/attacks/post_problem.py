@@ -49,25 +49,63 @@ def dlib_points_for(pixels: np.ndarray, box) -> np.ndarray | None:
     return np.asarray(dlib_landmarks(pixels, box), dtype=float).reshape(5, 2)
 
 
+def hog_box_for(pixels: np.ndarray, box, min_iou: float = 0.1):
+    """dlib's HOG detector's box of the face at ``box`` (photo coordinates), found on the face's
+    surroundings (box + 60 %) scaled so the face is about 160 px — what the detector finds on
+    the whole photo at its own scale, without scanning it; None when dlib is not installed or
+    finds no matching face."""
+    try:
+        from jndguard.core.faces.align import dlib_hog_boxes
+    except ImportError:
+        return None
+    from PIL import Image
+
+    from jndguard.core.threat.matrix import match_boxes
+
+    h, w = pixels.shape[:2]
+    x0, y0, x1, y1 = region_of(box, CONTEXT_MARGIN, w, h)
+    side = max(box[2] - box[0], box[3] - box[1])
+    f = min(1.0, 160.0 / max(1.0, side))
+    crop = pixels[y0:y1, x0:x1]
+    if f < 1.0:
+        crop = np.asarray(Image.fromarray(crop).resize(
+            (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))), Image.BILINEAR))
+    try:
+        found = [(bx0 / f + x0, by0 / f + y0, bx1 / f + x0, by1 / f + y0)
+                 for bx0, by0, bx1, by1 in dlib_hog_boxes(np.ascontiguousarray(crop), 1)]
+    except Exception:  # dlib errors on degenerate crops: no HOG views for this face
+        return None
+    j = match_boxes([tuple(box)], found, min_iou)[0]
+    return None if j is None else tuple(float(v) for v in found[j])
+
+
 def geometry_of(face, pixels: np.ndarray, origin=(0, 0), with_dlib: bool = True) -> FaceGeometry:
     """The face's geometry in the coordinates of an image cropped at ``origin``."""
     h, w = pixels.shape[:2]
     pts = dlib_points_for(pixels, face.box) if with_dlib else None
-    g = FaceGeometry(tuple(float(v) for v in face.box), np.asarray(face.landmarks, float), w, h, pts)
+    hog = hog_box_for(pixels, face.box) if with_dlib else None
+    g = FaceGeometry(tuple(float(v) for v in face.box), np.asarray(face.landmarks, float), w, h, pts, hog)
     return g.shifted(*origin) if origin != (0, 0) else g
 
 
 def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometry, eot: PostEOT,
                goal: Goal, targets: Sequence[torch.Tensor | None] | None = None,
-               others: Sequence[torch.Tensor | None] | None = None) -> list[RecogniserViews]:
-    """One :class:`RecogniserViews` per recogniser, with the clean references computed once."""
-    specs = view_specs(eot, geom.dlib_points is not None)
+               others: Sequence[torch.Tensor | None] | None = None,
+               decoys: Sequence[torch.Tensor] | None = None) -> list[RecogniserViews]:
+    """One :class:`RecogniserViews` per recogniser, with the clean references computed once.
+    ``decoys`` (dodging): per recogniser, ``(K, D)`` identity centroids; the one least like the
+    face's clean views becomes its decoy."""
+    specs = view_specs(eot, geom.dlib_points is not None, geom.hog_box is not None)
     out = []
     for k, rec in enumerate(recognisers):
         refs = clean_references(rec, clean_ctx.to(rec.device), geom, specs)
         t = None if goal is Goal.DODGE or targets is None else targets[k]
         o = None if goal is Goal.DODGE or others is None else others[k]
-        out.append(RecogniserViews(rec, specs, refs, t, o))
+        d = None
+        if goal is Goal.DODGE and decoys is not None:
+            cents = decoys[k].to(refs)
+            d = cents[int((refs.mean(0) @ cents.T).argmin())]
+        out.append(RecogniserViews(rec, specs, refs, t, o, d))
     return out
 
 
@@ -165,7 +203,7 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
                       recognisers: Sequence, goal: Goal, eot: PostEOT,
                       protected: Callable[[], np.ndarray], stop_margin: float, train_margin: float,
                       generator: torch.Generator, targets=None, others=None,
-                      jnd_space: str = "rgb", matrix=None, face_index: int = 0,
+                      jnd_space: str = "rgb", matrix=None, face_index: int = 0, decoys=None,
                       origin: tuple[int, int] = (0, 0),
                       ) -> tuple[PostProblem, tuple[int, int, int, int]]:
     """The :class:`PostProblem` of one face and its changing region in photo coordinates;
@@ -179,7 +217,7 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
     ox, oy = origin
     ctx = x[:, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
-    views = make_views(recognisers, ctx, geom, eot, goal, targets, others)
+    views = make_views(recognisers, ctx, geom, eot, goal, targets, others, decoys)
     if matrix is None:
         matrix, face_index = quick_matrix(clean_pixels, [face], recognisers), 0
     if isinstance(matrix, FaceMatrices):

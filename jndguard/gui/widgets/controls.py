@@ -255,12 +255,16 @@ class ControlsPanel(QScrollArea):
             "max_rounds",
             "seed",
             "stop_margin",
+            "budget",
             "eot_samples",
         ):
             spin(k, f)
         self.robust = QCheckBox(opts["robust"].label)
         self.robust.setToolTip(opts["robust"].help)
         f.addRow(self.robust)
+        self.decoy = QCheckBox(opts["decoy"].label)
+        self.decoy.setToolTip(opts["decoy"].help)
+        f.addRow(self.decoy)
         adv.addWidget(g_opt)
 
         g_dev = QGroupBox("Device and model")
@@ -293,7 +297,7 @@ class ControlsPanel(QScrollArea):
             self.model,
         ):
             c.currentIndexChanged.connect(self._edited)
-        for cb in (self.beta_custom, self.robust):
+        for cb in (self.beta_custom, self.robust, self.decoy):
             cb.toggled.connect(self._edited)
         for key, b in self.strength_buttons.items():
             b.clicked.connect(lambda _c=False, k=key: self._strength_clicked(k))
@@ -355,6 +359,7 @@ class ControlsPanel(QScrollArea):
             _set_combo(self.model, s.model)
             self.beta_custom.setChecked(s.beta is not None)
             self.robust.setChecked(bool(s.robust))
+            self.decoy.setChecked(bool(s.decoy))
             flat = params.to_flat(s)
             shown = self._default_beta(s) if s.beta is None else (s.beta, s.delta)
             for key, w in self.spins.items():
@@ -420,6 +425,7 @@ class ControlsPanel(QScrollArea):
                 "device": self.device.currentData(),
                 "model": self.model.currentData(),
                 "robust": self.robust.isChecked(),
+                "decoy": self.decoy.isChecked(),
                 "beta_custom": self.beta_custom.isChecked(),
             }
         )
