@@ -30,19 +30,21 @@ from jndguard.errors import JNDGuardError
 logger = logging.getLogger(__name__)
 
 # `jndguard bench memory --mode post --layouts scene,portrait --no-verify` (CPU, default
-# settings: HVS-JND post mode; README "Memory"): whole-run peak RSS of 6 runs (scene 1–24 MP
-# with a 0.55–0.70 MP face region, portrait 1 and 6 MP with the region the whole photo), fitted
-# by non-negative least squares: 1.40 GiB + 0 bytes/photo pixel + 1075 bytes/region pixel
-# (residuals −0.11 … +0.28 GiB; the guard adds the largest shortfall, 0.28 GiB, to the base).
-# Lossless mode, same runs: 1.07 GiB + 5 bytes/photo pixel + 592 bytes/region pixel; the guard
-# keeps post mode's base for it, and post mode's figures for every method not measured. The
-# photo term is below the measurements' noise,
-# so the guard counts what is in memory by construction while the edge map of J is computed
+# settings: HVS-JND post mode with its perceptual guard; README "Memory"): whole-run peak RSS
+# of scene 24 MP (0.70 MP face region) and portrait 1 and 6 MP (the region is the whole photo),
+# fitted by non-negative least squares: 1.55 GiB + 0 bytes/photo pixel + 1067 bytes/region
+# pixel (residuals −0.09 … +0.10 GiB; the guard adds the largest shortfall, 0.10 GiB, to the
+# base). Before the perceptual guard, six runs (scene 1–24 MP, portrait 1 and 6 MP) gave
+# 1.40 GiB + 0 + 1075 bytes/region pixel. Lossless mode (scene 1–24 MP, portrait 1–12 MP):
+# 1.07 GiB + 5 bytes/photo pixel + 592 bytes/region pixel; the guard keeps post mode's base
+# for it, and post mode's figures for every method not measured. The photo term is below the
+# measurements' noise, so the guard counts what is in memory by construction while J's edge map
+# is computed
 # (docs/design.md §11): the photo, its protected copy, four int16 planes and three uint8 maps,
 # 18 bytes per pixel.
-PROTECT_BASE_BYTES = int((1.40 + 0.28 - 0.86) * 2**30)  # less the models (0.86 GiB), loaded first
+PROTECT_BASE_BYTES = int((1.55 + 0.10 - 0.86) * 2**30)  # less the models (0.86 GiB), loaded first
 PHOTO_BYTES_PER_PIXEL = 18.0
-REGION_BYTES_PER_PIXEL = 1075.0
+REGION_BYTES_PER_PIXEL = 1067.0
 LOSSLESS_REGION_BYTES_PER_PIXEL = 592.0
 KEPT_BYTES_PER_PIXEL = 36.0  # region of the photo, of J and the perturbation: 3 × 3 × 4 bytes
 
