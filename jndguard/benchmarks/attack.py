@@ -16,8 +16,6 @@ import argparse
 import statistics
 import time
 
-import torch
-
 from jndguard.commands._output import emit_json, print_table
 
 DEFAULT_METHODS = "hvs-jnd,bim,pgd,mifgsm,difgsm,mnd,jndmga"
@@ -46,6 +44,7 @@ def _median_time(fn, repeat: int = 10) -> float:
 
 
 def _fwd_bwd(rec, device, batch: int = 1, repeat: int = 10) -> float:
+    import torch
     s = rec.info.input_size
     x = torch.rand(batch, 3, s, s, device=device, requires_grad=True)
     return _median_time(lambda: torch.autograd.grad(rec(x).sum(), [x]), repeat)
@@ -53,6 +52,8 @@ def _fwd_bwd(rec, device, batch: int = 1, repeat: int = 10) -> float:
 
 def _fwd_bwd_from_photo(rec, photo, repeat: int = 10) -> float:
     """Forward+backward from the full photo through the recogniser's view of its first face."""
+    import torch
+
     from jndguard.core.faces import detect_faces
 
     view = rec.face_view(photo.pixels, detect_faces(photo.pixels)[0])
@@ -99,6 +100,8 @@ def _problem(rec, photo, settings):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from jndguard.core.imageio import load_image
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import dataset_dir

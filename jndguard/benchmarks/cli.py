@@ -1,8 +1,9 @@
 """Start-up time of the command line: ``jndguard --help`` next to ``python -c "import torch"``.
 
-``--help``, ``COMMAND --help`` and argument errors import no torch (the parsers read their
-choices and defaults from torch-free modules, :mod:`jndguard.core.defaults` and
-:mod:`jndguard.core.methods`); this measures what that buys. Each command runs in a fresh
+``--help``, ``COMMAND --help``, ``bench TARGET --help`` and argument errors import no torch
+(the parsers read their choices and defaults from torch-free modules,
+:mod:`jndguard.core.defaults` and :mod:`jndguard.core.methods`; the benchmarks import torch
+where they use it); this measures what that buys. Each command runs in a fresh
 interpreter, alternating, several times; the table gives the median wall time of each and
 its ratio to ``import torch`` measured in the same run. Target: ``jndguard --help`` ≤ 0.3×.
 """
@@ -32,6 +33,7 @@ def commands() -> dict[str, list[str]]:
         "jndguard --help": [py, "-m", "jndguard", "--help"],
         "jndguard protect --help": [py, "-m", "jndguard", "protect", "--help"],
         "jndguard protect (argument error)": [py, "-m", "jndguard", "protect"],
+        "jndguard bench attack --help": [py, "-m", "jndguard", "bench", "attack", "--help"],
     }
 
 

@@ -15,10 +15,12 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from jndguard.commands._output import emit_json, print_table
+
+if TYPE_CHECKING:  # torch is imported where used: `bench jnd --help` stays light
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 def _test_photo(width: int, height: int) -> torch.Tensor:
     """The bundled sample portrait resized to ``width × height`` (synthetic if missing)."""
     import cv2
+    import torch
 
     from jndguard.core.imageio import load_image, to_tensor
     from jndguard.resources import SAMPLE_PHOTO, resource_path
@@ -92,6 +95,7 @@ def _peak_rss_mib() -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     import cv2
+    import torch
 
     from jndguard.core.jnd import MODELS, JNDConfigError, jnd_map, jnd_to_crop
 

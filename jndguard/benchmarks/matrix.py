@@ -16,7 +16,6 @@ import statistics
 import time
 
 import numpy as np
-import torch
 
 from jndguard.commands._output import emit_json, print_table
 
@@ -41,6 +40,8 @@ def _faces(n: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from jndguard.core.imageio import load_image
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import dataset_dir

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from jndguard.commands._output import emit_json, print_table
 
@@ -51,6 +50,7 @@ def config_label(config: dict) -> str:
 def bare_step_seconds(recognisers, samples: int, reps: int = 3) -> float:
     """Median seconds of one forward+backward of ``samples`` random crops through every
     recogniser (the floor one post-mode iteration cannot go below)."""
+    import torch
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -81,6 +81,8 @@ def iteration_cost(path: Path, settings, rec, n: int) -> dict:
     and backward, perceptual loss, step; no stopping check) and of the bare forward+backward of
     the same number of random crops through the same recognisers, interleaved in one run."""
     from dataclasses import replace as dc_replace
+
+    import torch
 
     from jndguard.core.attacks.base import Goal
     from jndguard.core.attacks.post_eot import PostEOT
@@ -224,6 +226,8 @@ def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = N
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
     from jndguard.core.pipeline import ProtectionSettings, white_box_recognisers

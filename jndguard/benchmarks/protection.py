@@ -13,8 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from jndguard.commands._output import emit_json, print_table
 
 
@@ -40,6 +38,8 @@ def evaluate(config: dict, photos: list[Path], rec, matrix: str = "full",
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
 

@@ -97,6 +97,36 @@ class ProtectionResult:
     notes: list[str] = field(default_factory=list)  # loader notes and anything skipped
 
 
+class DeferredMetrics:
+    """Pass as ``protect_steps(metrics=...)`` to have the result before its quality figures:
+    the pipeline leaves ``metrics`` empty and the faces without ``quality``, and keeps here
+    exactly what it would have measured; :meth:`measure` measures it later (the desktop app
+    shows the protected photo first). Same tensors, same figures as measuring in place."""
+
+    def __init__(self) -> None:
+        self._args: tuple | None = None
+        self.result: ProtectionResult | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._args is not None
+
+    def measure(self) -> dict:
+        """Measure now: fills the faces' ``quality`` (their dicts, shared with the result)
+        and returns the photo's ``metrics`` (also set on the result, with its ``metrics``
+        timing)."""
+        if self._args is None:
+            raise RuntimeError("nothing to measure: the pipeline has not reached its metrics")
+        t0 = time.perf_counter()
+        args, self._args = self._args, None
+        metrics = _measure(*args)
+        if self.result is not None:
+            self.result.metrics = metrics
+            self.result.timings["metrics"] = round(self.result.timings.get("metrics", 0.0)
+                                                   + time.perf_counter() - t0, 4)
+        return metrics
+
+
 def face_region(face: Face, margin: float, width: int, height: int,
                 footprint: tuple[float, float, float, float] | None = None) -> tuple[int, int, int, int]:
     """The rectangle a face's perturbation lives in: box + margin, clipped, 16-aligned origin
@@ -275,7 +305,7 @@ def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_emb
 
 def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=None,
                   stop: Callable[[], bool] | None = None, *, faces: list[Face] | None = None,
-                  full_metrics: bool = False,
+                  full_metrics: bool = False, metrics: DeferredMetrics | None = None,
                   ) -> Generator[PipelineStep, None, ProtectionResult]:
     """Protect every face of a photo (see module docstring).
 
@@ -289,6 +319,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
             ``settings.min_face_size``); detected here otherwise.
         full_metrics: also the whole-photo MS-SSIM, FSIM, GMSD, HaarPSI and VIF (slow on
             large photos; the face regions always have them).
+        metrics: a :class:`DeferredMetrics` to measure the quality later (the result comes
+            back unmeasured); measured in place when None.
 
     Raises:
         Cancelled: the stop callback fired.
@@ -297,6 +329,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     from jndguard.core.models.gallery import celebrity_gallery
 
     t0 = time.perf_counter()
+    if metrics is not None:  # _measure hands its arguments over instead of measuring
+        full_metrics = _Deferral(metrics, full_metrics)
     device = resolve_device(settings.device)
     if recogniser is None:
         recogniser = load_recogniser(settings.model, device)
@@ -390,6 +424,8 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                                         clean_embs, target_emb, check_stop, t0, device, timings, lap,
                                         full_metrics, notes, mean_jnd)
         result.possible_faces, result.notes = possible, notes
+        if metrics is not None:
+            metrics.result = result
         return result
     protected = pixels.copy()
     per_face: list[FaceResult] = [{} for _ in faces]
@@ -455,17 +491,20 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
     del x, inits
-    metrics = _measure(pixels, protected, work, jnd, mean_jnd, regions, per_face, notes, full_metrics)
+    figures = _measure(pixels, protected, work, jnd, mean_jnd, regions, per_face, notes, full_metrics)
     lap("metrics")
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
-    return ProtectionResult(
+    result = ProtectionResult(
         protected=protected, jnd=RegionMaps(height, width, work, jnd),
-        faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
+        faces=faces, per_face=per_face, metrics=figures, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                "threshold": recogniser.threshold},
         timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
+    if metrics is not None:
+        metrics.result = result
+    return result
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -509,16 +548,28 @@ def _region_quality(pieces, work, jnd, region, max_side) -> dict:
     return q
 
 
+class _Deferral:
+    """``full_metrics`` while a :class:`DeferredMetrics` waits: :func:`_measure` stores its
+    arguments there and measures nothing."""
+
+    def __init__(self, target: DeferredMetrics, full: bool) -> None:
+        self.target, self.full = target, bool(full)
+
+
 def _measure(original: np.ndarray, final: np.ndarray, work, jnd, mean_jnd: float, regions, per_face,
-             notes, full_metrics: bool) -> dict:
+             notes, full_metrics) -> dict:
     """The quality figures of the finished photo (8-bit ``original`` and ``final``): each face
     region, and the whole photo from the windows that changed, each read from the 8-bit
     pixels (:func:`~jndguard.core.metrics.photo_report_windows`; the whole photo only for
     ``full_metrics``). Out of memory here must not throw the finished protection away:
     the figures are retried on the face regions alone at the cheap setting, and left out with
-    a note if even that fails."""
+    a note if even that fails. (Deferred, see :class:`DeferredMetrics`: nothing yet.)"""
     from jndguard.core.metrics import change_windows, photo_report_windows
 
+    if isinstance(full_metrics, _Deferral):
+        full_metrics.target._args = (original, final, work, jnd, mean_jnd, regions, per_face, notes,
+                                     full_metrics.full)
+        return {}
     h, w = original.shape[:2]
     pieces = []
     try:

@@ -124,11 +124,17 @@ class Controller(QObject):
         self.steps_fn: Callable[..., Any] | None = None
         #: Grad-CAM (``jndguard.gui.helper.grad_cams``' signature); tests may swap in their own
         self.grad_cam_fn: Callable[..., Any] | None = None
+        #: face detection of added photos (``tasks.DetectFn``): in the helper process, whose
+        #: Python-heavy MTCNN stages then never hold this process's GIL
+        self.detect_fn: tasks.DetectFn = detect_in_helper
         self._workers: set[GeneratorWorker] = set()
         self._run_worker: GeneratorWorker | None = None
         self._fetch_worker: GeneratorWorker | None = None
         self._loading = 0
         self._render_token = 0
+        #: photos whose protected version arrived but is not drawn yet: its quality figures are
+        #: held back until it is (they never show before the photo they describe)
+        self._undrawn: set[int] = set()
         self._compare_token = 0
         # analysis cache: key → (the MethodResults it was computed from, the views)
         self._analysis_cache: dict[tuple, tuple[tuple, Any]] = {}
@@ -181,7 +187,9 @@ class Controller(QObject):
         if not paths:
             return
         exclude = frozenset(tasks._key(it.path) for it in self.queue.items())
-        worker = GeneratorWorker(tasks.load_paths, paths, exclude, self.settings.min_face_size, "cpu")
+        worker = GeneratorWorker(
+            tasks.load_paths, paths, exclude, self.settings.min_face_size, "cpu", self.detect_fn
+        )
         worker.signals.yielded.connect(self._on_load_event)
         worker.signals.errored.connect(lambda e: self.errors.report_exception("Adding photos failed", e))
         worker.signals.finished.connect(self._on_load_finished)
@@ -214,17 +222,20 @@ class Controller(QObject):
             self.queue.set_thumbnail(item, ev.thumbnail)
             return
         if isinstance(ev, tasks.PhotoDecoded):  # the views can be drawn while faces are found
-            item.image = ev.image
+            item.image, item.picture = ev.image, ev.picture
+            self._trim_pictures()
             if self.current_id is None:
                 self.select(item.id)
             elif item.id == self.current_id:
                 self.selectionChanged.emit(item)
                 self.request_views()
             return
+        drawn = False
         if isinstance(ev, tasks.PhotoFailed):
             item.status, item.reason, item.details = Status.FAILED, ev.reason, ev.details
             self.errors.report(f"Cannot read {item.name}", ev.reason, ev.details)
         else:
+            drawn = item.image is ev.image  # its views were requested when it was decoded
             item.image, item.faces, item.status = ev.image, ev.faces, Status.WAITING
             item.faces_min_size = ev.min_face_size
             self.queue.set_thumbnail(item, ev.thumbnail)
@@ -234,7 +245,8 @@ class Controller(QObject):
             self.select(item.id)
         elif item.id == self.current_id:
             self.selectionChanged.emit(item)
-            self.request_views()
+            if not drawn:
+                self.request_views()
 
     def remove(self, item_ids: Iterable[int]) -> None:
         ids = {i for i in item_ids if not self._in_run(i)}
@@ -263,11 +275,44 @@ class Controller(QObject):
     def current(self) -> PhotoItem | None:
         return None if self.current_id is None else self.queue.item(self.current_id)
 
+    #: how many photos keep the QImage of their pixels (the current one and the last shown;
+    #: a 12 MP picture is 48 MB); the others get theirs again from a worker when selected
+    PICTURES_KEPT = 3
+
+    def _trim_pictures(self) -> None:
+        held = [it for it in self.queue.items() if it.picture is not None and it.id != self.current_id]
+        for it in held[: max(0, len(held) - (self.PICTURES_KEPT - 1))]:
+            it.picture = None
+
+    def _ensure_picture(self, item: PhotoItem | None) -> None:
+        """Make the current photo's QImage in a worker when it was dropped (see PICTURES_KEPT)."""
+        if item is None or item.image is None or item.picture is not None:
+            return
+        from jndguard.gui.imaging import to_qimage
+
+        worker = GeneratorWorker(to_qimage, item.image.pixels)
+
+        def done(picture, item_id=item.id) -> None:
+            it = self.queue.item(item_id)
+            if it is not None and it.picture is None:
+                it.picture = picture
+                self._trim_pictures()
+                self.itemUpdated.emit(item_id)
+                if item_id == self.current_id:  # the views drawn meanwhile are drawn again over it
+                    self.request_views()
+
+        worker.signals.returned.connect(done)
+        worker.signals.errored.connect(lambda e: self.errors.report_exception("Drawing the photo failed", e))
+        self._start(worker)
+
     def select(self, item_id: int | None) -> None:
         if item_id == self.current_id:
             return
         self.current_id = item_id
         self.shown_method = None
+        for other in list(self._undrawn):  # not shown any more: nothing to wait for
+            self._release_figures(other)
+        self._ensure_picture(self.current)
         self.selectionChanged.emit(self.current)
         self.request_views()
         self.request_compare()
@@ -329,9 +374,11 @@ class Controller(QObject):
             self.display,
             item.jnd_cache.get(p),
             None if mr is None else mr.delta_levels,
+            protected=None if mr is None else mr.result.protected,
         )
         worker.signals.returned.connect(self._on_rendered)
         worker.signals.errored.connect(lambda e: self.errors.report_exception("Drawing the views failed", e))
+        worker.signals.errored.connect(lambda _e, i=item.id: self._release_figures(i))
         self._start(worker)
 
     def _on_rendered(self, views: tasks.RenderedViews) -> None:
@@ -343,6 +390,20 @@ class Controller(QObject):
         if views.token != self._render_token or views.item_id != self.current_id:
             return  # stale
         self.viewsRendered.emit(views)
+        if views.protected_image is not None and views.item_id in self._undrawn:
+            self._release_figures(views.item_id)
+
+    def _release_figures(self, item_id: int) -> None:
+        """The protected photo of ``item_id`` is drawn (or no longer shown): its quality
+        figures, held back until then, join its results."""
+        self._undrawn.discard(item_id)
+        item = self.queue.item(item_id)
+        if item is None:
+            return
+        for mr in item.results.values():
+            if mr.held is not None:
+                mr.result, mr.held = mr.held, None
+                self.itemUpdated.emit(item_id)
 
     def set_compare(self, methods: tuple[str, str] | None) -> None:
         self.compare_methods = methods
@@ -374,6 +435,7 @@ class Controller(QObject):
             self.jnd_params(),
             options,
             {m: mr.delta_levels for m, mr in chosen.items()},
+            {m: mr.result.protected for m, mr in chosen.items()},
         )
         worker.signals.returned.connect(lambda out, t=token: self._on_compare(t, out))
         self._start(worker)
@@ -619,20 +681,26 @@ class Controller(QObject):
                 item.progress_text = _step_text(s)
             if s.preview_rgb is not None:
                 self.livePreview.emit(ev.item_id, s)
+        elif ev.kind == "result":  # the protected photo: shown now, measured and verified next
+            if item is not None:
+                self._store_result(item, ev)
+                if item.id == self.current_id:
+                    self._undrawn.add(item.id)
+                    self.shown_method = None
+                    self.request_views()
+                    self.request_compare()
         elif ev.kind == "done":
             run.done += 1
             if item is not None:
-                mr = MethodResult(ev.result, ev.delta_levels, ev.verification, ev.seconds)
-                item.results.pop(mr.method, None)
-                item.results[mr.method] = mr
-                item.faces = list(ev.result.faces)
-                jnd = getattr(ev.result, "jnd", None)
-                if (  # the run's full-resolution map replaces the display copy
-                    isinstance(jnd, np.ndarray) and item.image is not None
-                    and jnd.shape == item.image.pixels.shape
-                ):
-                    rs = ev.result.settings
-                    item.jnd_cache[JndParams(rs.jnd_model, rs.jnd_color, float(rs.jnd_strength))] = jnd
+                mr = item.results.get(ev.result.settings.method)
+                shown = mr is not None and not mr.measured and mr.result.protected is ev.result.protected
+                if not shown:
+                    mr = self._store_result(item, ev)
+                mr.verification, mr.seconds, mr.measured = ev.verification, ev.seconds, True
+                if item.id in self._undrawn:  # its figures wait until the photo is drawn
+                    mr.held = ev.result
+                else:
+                    mr.result = ev.result
                 ok = mr.success
                 item.status = Status.PROTECTED if ok else Status.NOT_PROTECTED
                 item.reason = "" if ok else _failure_reason(ev.result)
@@ -640,7 +708,7 @@ class Controller(QObject):
                 run.protected += ok
                 run.not_protected += not ok
                 run.previous[item.id] = item.status
-                if item.id == self.current_id:
+                if item.id == self.current_id and not shown:
                     self.shown_method = None
                     self.request_views()
                     self.request_compare()
@@ -657,6 +725,20 @@ class Controller(QObject):
             if ev.kind != "step":
                 self.itemUpdated.emit(item.id)
         self.runProgress.emit(run)
+
+    def _store_result(self, item: PhotoItem, ev: tasks.RunEvent) -> MethodResult:
+        """A protected version of ``item`` (its metrics and verification may follow)."""
+        mr = MethodResult(ev.result, ev.delta_levels, ev.verification, ev.seconds, measured=False)
+        item.results.pop(mr.method, None)
+        item.results[mr.method] = mr
+        item.faces = list(ev.result.faces)
+        jnd = getattr(ev.result, "jnd", None)
+        if (  # the run's full-resolution map replaces the display copy
+            isinstance(jnd, np.ndarray) and item.image is not None and jnd.shape == item.image.pixels.shape
+        ):
+            rs = ev.result.settings
+            item.jnd_cache[JndParams(rs.jnd_model, rs.jnd_color, float(rs.jnd_strength))] = jnd
+        return mr
 
     def _on_run_returned(self, summary: tasks.RunSummary) -> None:
         if self.run is not None and not self.run.cancelling:
@@ -778,11 +860,24 @@ class Controller(QObject):
         self.check_models()
 
 
+def detect_in_helper(path: Path, image: Any, min_face_size: int, device: str) -> list:
+    """``tasks.DetectFn`` in the helper process (in this one when the helper cannot start)."""
+    from jndguard.gui import helper
+
+    try:
+        return list(helper.detect_file(path, min_face_size, device) or [])
+    except helper.HelperError as exc:
+        logger.warning("detecting faces in the helper failed (%s): detecting here", exc)
+        return tasks.detect_here(path, image, min_face_size, device)
+
+
 def _render_compare(
-    item_id: int, token: int, pixels, jnd: JndParams, options: DisplayOptions, deltas: dict
+    item_id: int, token: int, pixels, jnd: JndParams, options: DisplayOptions, deltas: dict,
+    protected: dict,
 ) -> dict:
     return {
-        m: tasks.render_views(item_id, token, pixels, jnd, options, None, d, with_jnd=False)
+        m: tasks.render_views(item_id, token, pixels, jnd, options, None, d, with_jnd=False,
+                              protected=protected.get(m))
         for m, d in deltas.items()
     }
 

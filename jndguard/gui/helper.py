@@ -8,8 +8,13 @@ window for as long, however short the widgets' own work is. In the helper proces
 the GUI process's worker thread only waits on a pipe (without the GIL) and forwards what
 arrives.
 
+Face detection of photos being added runs there too, for the same reason (MTCNN's Python
+stages on a 12 MP photo take seconds), on a second pipe served by a thread of the helper, so a
+photo added during a protection run still gets its faces at once.
+
 Protocol: one persistent helper (spawned on first use, or early by :func:`warm_up`) serves
-one request at a time over a :func:`multiprocessing.Pipe`. The parent sends
+one request at a time over a :func:`multiprocessing.Pipe` (and one detection at a time over
+the second). The parent sends
 ``(kind, args)``; the helper answers with any number of ``("step", PipelineStep)`` and one
 ``("result", value)``, ``("cancelled", None)`` or ``("error", (message, traceback))``, each
 tagged with the request's id. A cancel marks the request's id as cancelled in shared memory;
@@ -21,12 +26,19 @@ parent stops waiting at once (late answers of a cancelled request are dropped by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
+import itertools
 import logging
 import multiprocessing
 import os
+import pickle
+import struct
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +74,46 @@ def _recogniser(home: str, model: str | None, device: str):
     return rec
 
 
-def _serve(conn, cancelled_upto) -> None:
+def _serve_detections(conn) -> None:
+    """The helper's detection loop (a thread of the child process): ``("detect", {path,
+    min_face_size, device})`` → the faces of the photo as :func:`load_image` decodes it."""
+    while True:
+        try:
+            rid, kind, args = recv_message(conn)
+        except (EOFError, OSError):
+            return
+        if kind == "quit":
+            return
+        send = _sender(conn, rid)
+        try:
+            if kind != "detect":
+                raise ValueError(f"unknown request {kind!r}")
+            from jndguard.core.device import resolve_device
+            from jndguard.core.faces import detect_faces
+            from jndguard.core.imageio import load_image
+
+            try:
+                dev = resolve_device(args.get("device", "cpu"))
+            except ValueError:
+                dev = resolve_device("cpu")
+            image = load_image(args["path"])
+            send(("result", list(detect_faces(image.pixels, dev, min_face_size=args["min_face_size"]))))
+        except Exception as exc:
+            send(("error", (str(exc) or type(exc).__name__, traceback.format_exc())))
+
+
+def _serve(conn, cancelled_upto, detect_conn=None) -> None:
     """The helper's loop (runs in the child process)."""
     import torch
 
     # leave one core to the GUI process (torch's OpenMP threads busy-wait)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1)))
+    if detect_conn is not None:
+        threading.Thread(target=_serve_detections, args=(detect_conn,), daemon=True,
+                         name="detections").start()
     while True:
         try:
-            rid, kind, args = conn.recv()
+            rid, kind, args = recv_message(conn)
         except (EOFError, OSError):
             return
         if kind == "quit":
@@ -121,22 +164,113 @@ def _serve(conn, cancelled_upto) -> None:
 
 
 def _sender(conn, rid: int) -> Callable[[tuple], None]:
-    return lambda msg: conn.send((rid, *msg))
+    return lambda msg: send_message(conn, (rid, *msg))
+
+
+def send_message(conn, message: Any) -> None:
+    """Send ``message`` with its large arrays out of band (pickle protocol 5): a header, the
+    pickle, then each array's bytes as they lie in memory — nothing is copied into the pickle."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    conn.send([r.nbytes for r in raws])
+    conn.send_bytes(data)
+    for r in raws:
+        conn.send_bytes(r)
+
+
+def recv_message(conn) -> Any:
+    """Receive what :func:`send_message` sent. The arrays' bytes are read straight into their
+    final memory (the pipe is read without Python's GIL), so a 12 MP result never holds the
+    GIL for the hundreds of milliseconds unpickling a 180 MB pickle takes: the window stays
+    responsive while it arrives."""
+    import numpy as np
+
+    sizes = conn.recv()
+    data = conn.recv_bytes()
+    buffers = []
+    for n in sizes:
+        buf = np.empty(n, np.uint8)  # (no zero-filling, unlike bytearray)
+        _recv_bytes_into(conn, buf)
+        buffers.append(buf)
+    return pickle.loads(data, buffers=buffers)
+
+
+def _recv_bytes_into(conn, buf) -> None:
+    """``conn.recv_bytes_into(buf)`` for a message of exactly ``len(buf)`` bytes, reading the
+    socket straight into ``buf``: the standard one gathers the message in a BytesIO first,
+    copying it twice with the GIL held (hundreds of ms for a 12 MP JND map)."""
+    n = len(buf)
+    if sys.platform == "win32" or not hasattr(conn, "fileno"):
+        if conn.recv_bytes_into(buf) != n:
+            raise OSError("the helper sent a message of an unexpected size")
+        return
+    f = io.FileIO(conn.fileno(), "rb", closefd=False)
+
+    def exact(view) -> None:
+        got, total = 0, len(view)
+        while got < total:
+            k = f.readinto(view[got:])  # (the read releases the GIL)
+            if not k:
+                raise EOFError("the helper process closed the pipe")
+            got += k
+
+    header = bytearray(4)  # multiprocessing.connection's framing: !i, or -1 then !Q
+    exact(memoryview(header))
+    size = struct.unpack("!i", header)[0]
+    if size == -1:
+        header = bytearray(8)
+        exact(memoryview(header))
+        size = struct.unpack("!Q", header)[0]
+    if size != n:
+        raise OSError(f"the helper sent {size} bytes where {n} were announced")
+    with memoryview(buf) as view:
+        exact(view.cast("B"))
+
+
+@dataclass
+class Unmeasured:
+    """A step of a protection run with ``defer_metrics``: the finished result before its
+    quality figures (``metrics`` empty), so the window shows the protected photo first."""
+
+    result: Any
+
+
+@dataclass
+class Measured:
+    """What measuring a deferred result adds to it (its ``metrics``, the faces' quality)."""
+
+    metrics: dict
+    per_face: list
+    notes: list
+    timings: dict
 
 
 def _serve_protect(send, stop: Callable[[], bool], args: dict) -> None:
+    from jndguard.core.pipeline import DeferredMetrics, PipelineStep
     from jndguard.core.pipeline import protect_steps as pipeline_steps
 
     settings = args["settings"]
     rec = _recogniser(args["home"], settings.model, settings.device)
-    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop, faces=args.get("faces"))
+    deferred = DeferredMetrics() if args.get("defer_metrics") else None
+    gen = pipeline_steps(args["image"], settings, recogniser=rec, stop=stop, faces=args.get("faces"),
+                         metrics=deferred)
     while True:
         try:
             step = next(gen)
         except StopIteration as done:
-            send(("result", done.value))
-            return
+            result = done.value
+            break
         send(("step", step))
+    if deferred is None or not deferred.pending:
+        send(("result", result))
+        return
+    send(("step", Unmeasured(result)))
+    send(("step", PipelineStep("metrics", "measuring the quality of the protected photo",
+                               n_faces=len(result.faces))))
+    deferred.measure()
+    # only what measuring added travels back (the pixels and the JND map went with Unmeasured)
+    send(("result", Measured(result.metrics, result.per_face, result.notes, result.timings)))
 
 
 # ----------------------------------------------------------------------------- GUI side
@@ -147,21 +281,28 @@ class Helper:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
         self._conn = None
+        self._detect_conn = None
         self._cancelled_upto = None
-        self._lock = threading.Lock()
-        self._rid = 0
+        self._lock = threading.Lock()  # one request at a time on the main pipe
+        self._detect_lock = threading.Lock()  # and one on the detection pipe
+        self._start_lock = threading.Lock()
+        self._rids = itertools.count(1)
 
     def _ensure(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            return
-        parent, child = self._ctx.Pipe()
-        self._cancelled_upto = self._ctx.Value("q", 0, lock=False)  # ids ≤ this are cancelled
-        self._proc = self._ctx.Process(
-            target=_serve, args=(child, self._cancelled_upto), daemon=True, name="jndguard-helper"
-        )
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        with self._start_lock:
+            if self._proc is not None and self._proc.is_alive():
+                return
+            parent, child = self._ctx.Pipe()
+            dparent, dchild = self._ctx.Pipe()
+            self._cancelled_upto = self._ctx.Value("q", 0, lock=False)  # ids ≤ this are cancelled
+            self._proc = self._ctx.Process(
+                target=_serve, args=(child, self._cancelled_upto, dchild), daemon=True,
+                name="jndguard-helper"
+            )
+            self._proc.start()
+            child.close()
+            dchild.close()
+            self._conn, self._detect_conn = parent, dparent
 
     def request(
         self,
@@ -178,33 +319,35 @@ class Helper:
         from jndguard.core.models import models_home
         from jndguard.core.pipeline import Cancelled
 
-        with self._lock:
+        detection = kind == "detect"
+        with self._detect_lock if detection else self._lock:
             self._ensure()
-            conn = self._conn
-            self._rid += 1
-            rid = self._rid
-            conn.send((rid, kind, {"home": str(models_home()), **args}))
+            conn = self._detect_conn if detection else self._conn
+            proc = self._proc
+            rid = next(self._rids)
+            send_message(conn, (rid, kind, {"home": str(models_home()), **args}))
             while True:
                 if stop is not None and stop():
-                    # the helper ends a protection within one step; a verification runs to its
-                    # end. Either way its late answers carry this request's id and are dropped.
-                    self._cancelled_upto.value = rid
+                    # the helper ends a protection within one step; a verification (or a
+                    # detection) runs to its end. Either way its late answers carry this
+                    # request's id and are dropped.
+                    if not detection:  # (ids are shared: a detection must not cancel a run)
+                        self._cancelled_upto.value = max(self._cancelled_upto.value, rid)
                     raise Cancelled("cancelled")
                 try:
                     ready = conn.poll(POLL_S)
                 except (EOFError, OSError) as exc:
-                    self._proc = None
+                    self._forget(proc)
                     raise HelperError(f"the helper process stopped ({exc})") from exc
                 if not ready:
-                    if not self._proc.is_alive():
-                        code = self._proc.exitcode
-                        self._proc = None
-                        raise HelperError(f"the helper process died (exit code {code})")
+                    if not proc.is_alive():
+                        self._forget(proc)
+                        raise HelperError(f"the helper process died (exit code {proc.exitcode})")
                     continue
                 try:
-                    got, tag, value = conn.recv()
+                    got, tag, value = recv_message(conn)
                 except (EOFError, OSError) as exc:
-                    self._proc = None
+                    self._forget(proc)
                     raise HelperError(f"the helper process stopped ({exc})") from exc
                 if got != rid:
                     continue  # the tail of a cancelled request
@@ -218,13 +361,22 @@ class Helper:
                     message, details = value
                     raise HelperError(message, details)
 
+    def _forget(self, proc) -> None:
+        """The helper ``proc`` is gone: the next request starts a new one."""
+        with self._start_lock:
+            if self._proc is proc:
+                self._proc = None
+
     def shutdown(self) -> None:
         with self._lock:
-            proc, conn = self._proc, self._conn
-            self._proc = self._conn = None
+            proc, conn, dconn = self._proc, self._conn, self._detect_conn
+            self._proc = self._conn = self._detect_conn = None
+        if dconn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                send_message(dconn, (0, "quit", {}))
         if conn is not None:
             with contextlib.suppress(OSError, ValueError):
-                conn.send((0, "quit", {}))
+                send_message(conn, (0, "quit", {}))
         if proc is not None:
             proc.join(2)
             if proc.is_alive():
@@ -257,11 +409,30 @@ def protect_steps(
     recogniser=None,
     stop: Callable[[], bool] | None = None,
     faces: list | None = None,
+    defer_metrics: bool = False,
 ) -> Generator[Any, None, Any]:
     """The pipeline's ``protect_steps``, run in the helper process (same steps, same result);
-    ``faces``: the photo's faces when already detected (the pipeline then detects none)."""
-    args = {"image": image, "settings": settings, "faces": faces}
-    return (yield from helper().request("protect", args, stop))
+    ``faces``: the photo's faces when already detected (the pipeline then detects none).
+
+    With ``defer_metrics`` the finished result is yielded first as an :class:`Unmeasured`
+    step (no quality figures yet), then a ``metrics`` step, and a copy of it with its
+    figures is returned."""
+    args = {"image": image, "settings": settings, "faces": faces, "defer_metrics": defer_metrics}
+    result = None
+    gen = helper().request("protect", args, stop)
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as done:
+            out = done.value
+            break
+        if isinstance(step, Unmeasured):
+            result = step.result
+        yield step
+    if isinstance(out, Measured):  # a new object: the one shown keeps its (missing) figures
+        return dataclasses.replace(result, metrics=out.metrics, per_face=out.per_face, notes=out.notes,
+                                   timings=out.timings)
+    return out
 
 
 _GALLERIES: dict = {}
@@ -346,6 +517,19 @@ def grad_cams(
     }
     try:
         return _drain(helper().request("grad_cam", args, stop))
+    except Cancelled:
+        return None
+
+
+def detect_file(path: str | Path, min_face_size: int = 20, device: str = "cpu",
+                stop: Callable[[], bool] | None = None) -> list | None:
+    """The faces of the photo at ``path`` (decoded by :func:`jndguard.core.imageio.load_image`,
+    as the caller decoded it), found in the helper process; None when ``stop`` fired first."""
+    from jndguard.core.pipeline import Cancelled
+
+    args = {"path": str(path), "min_face_size": int(min_face_size), "device": device}
+    try:
+        return _drain(helper().request("detect", args, stop))
     except Cancelled:
         return None
 

@@ -593,7 +593,9 @@ class MainWindow(QMainWindow):
         c = self.controller
         mr = c.shown_result()
         label = presenters.method_label(mr.method) if mr is not None else ""
-        self.views.show_views(views, None if mr is None else mr.result.protected, label)
+        protected = None if mr is None else (
+            views.protected_image if views.protected_image is not None else mr.result.protected)
+        self.views.show_views(views, protected, label)
         if mr is not None:
             QTimer.singleShot(0, self._refresh_results)
 

@@ -40,6 +40,10 @@ class MethodResult:
     delta_levels: np.ndarray  # Z − X, float32 levels
     verification: dict | None = None
     seconds: float = 0.0
+    #: False between the protected photo's arrival and its quality figures and verification
+    measured: bool = True
+    #: the measured result, while the window has not drawn the protected photo yet
+    held: Any = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -65,6 +69,7 @@ class PhotoItem:
     reason: str = ""
     details: str = ""
     image: Any = field(default=None, repr=False)  # LoadedImage
+    picture: Any = field(default=None, repr=False)  # QImage of image.pixels (made by a worker)
     faces: list = field(default_factory=list, repr=False)
     faces_min_size: int | None = None  # the detection floor ``faces`` were found with
     thumbnail: QPixmap | None = None

@@ -1,10 +1,11 @@
-"""The work the window hands to background workers. No Qt here.
+"""The work the window hands to background workers. No widgets here.
 
 Every function is a generator (or plain function) run by
 :class:`~jndguard.gui.workers.GeneratorWorker` on a pool thread. What they yield and return
-are plain dataclasses holding numpy arrays and numbers, ready for the GUI thread to turn into
-pictures: JND maps are already colour-mapped, perturbations already amplified, so no widget
-has to compute anything.
+are plain dataclasses holding numpy arrays and numbers, and the QImages of everything
+photo-sized (built here, off the GUI thread, by :func:`jndguard.gui.imaging.to_qimage`: a
+12 MP conversion would block the window for tens of milliseconds). JND maps are already
+colour-mapped, perturbations already amplified, so no widget has to compute anything.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class PhotoDecoded:
 
     item_id: int
     image: Any  # LoadedImage
+    picture: Any = None  # QImage of the pixels, for the views
 
 
 @dataclass
@@ -94,6 +96,7 @@ def load_paths(
     exclude: frozenset[Path] = frozenset(),
     min_face_size: int = 20,
     device: str = "cpu",
+    detect: DetectFn | None = None,
 ) -> Generator[PhotosFound | PhotoLoaded | PhotoFailed, None, int]:
     """Expand folders, then decode each photo, make its thumbnail and detect its faces.
 
@@ -107,7 +110,7 @@ def load_paths(
     files = [p for p in expand_paths(paths) if _key(p) not in exclude]
     jobs = [(new_item_id(), p) for p in files]
     yield PhotosFound(jobs)
-    ok = yield from load_photos(jobs, min_face_size, device)
+    ok = yield from load_photos(jobs, min_face_size, device, detect)
     return ok
 
 
@@ -138,10 +141,23 @@ def quick_thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> np.ndarray 
         return None
 
 
+#: ``detect(path, image, min_face_size, device)`` → the faces of a decoded photo
+DetectFn = Callable[[Path, Any, int, str], list]
+
+
+def detect_here(path: Path, image: Any, min_face_size: int, device: str) -> list:
+    """Face detection in this process (the app uses :func:`jndguard.gui.helper.detect_file`)."""
+    from jndguard.core.faces import detect_faces
+
+    return list(detect_faces(image.pixels, _detection_device(device), min_face_size=min_face_size))
+
+
 def load_photos(
-    jobs: Sequence[tuple[int, Path]], min_face_size: int = 20, device: str = "cpu"
+    jobs: Sequence[tuple[int, Path]], min_face_size: int = 20, device: str = "cpu",
+    detect: DetectFn | None = None,
 ) -> Generator[PhotoThumbnail | PhotoDecoded | PhotoLoaded | PhotoFailed, None, int]:
-    """Show each photo's thumbnail at once, then decode the photo and detect its faces.
+    """Show each photo's thumbnail at once, then decode the photo and detect its faces
+    (``detect``, default :func:`detect_here`).
 
     Yields :class:`PhotoThumbnail` first for every photo (a reduced decode takes
     milliseconds even for 12 MP), then per photo :class:`PhotoDecoded` (the views can be drawn)
@@ -157,20 +173,18 @@ def load_photos(
         thumbs[item_id] = quick_thumbnail(path)
         if thumbs[item_id] is not None:
             yield PhotoThumbnail(item_id, thumbs[item_id])
-    # the detector's imports (torch, torchvision, facenet-pytorch) only after the thumbnails
-    from jndguard.core.faces import detect_faces
     from jndguard.core.imageio import load_image
 
-    dev = _detection_device(device)
+    detect = detect or detect_here
     for item_id, path in jobs:
         t0 = time.perf_counter()
         try:
             image = load_image(path)
-            yield PhotoDecoded(item_id, image)
+            yield PhotoDecoded(item_id, image, imaging.to_qimage(image.pixels))
             thumb = thumbs.get(item_id)
             if thumb is None or image.notes:  # converted modes: the decoded photo is the truth
                 thumb = imaging.thumbnail(image.pixels, THUMBNAIL_SIZE)
-            faces = detect_faces(image.pixels, dev, min_face_size=min_face_size)
+            faces = detect(path, image, min_face_size, device)
         except Exception as exc:  # every failure is reported on its own item
             reason = _short_reason(exc)
             prefix = f"{path}: "
@@ -219,23 +233,27 @@ class RenderedViews:
     token: int
     jnd_params: JndParams
     jnd_levels: np.ndarray | None = None  # (H, W, 3) float32, for the cache
-    jnd_rgb: np.ndarray | None = None
+    jnd_rgb: np.ndarray | None = None  # (h, w, 3) at the map's size (see ``jnd_size``)
+    jnd_image: Any = None  # QImage of jnd_rgb, drawn over the photo's extent
     jnd_range: tuple[float, float] = (0.0, 1.0)
     jnd_mean: float | None = None
     jnd_error: str | None = None
     perturbation_rgb: np.ndarray | None = None
+    perturbation_image: Any = None  # QImage of perturbation_rgb
+    protected_image: Any = None  # QImage of the protected pixels, when given
     perturbation_range: tuple[float, float] = (-1.0, 1.0)
     amplification: int = 10
     perturbation_channel: str = "rgb"
     perturbation_max: float | None = None
     seconds: float = 0.0
     jnd_size: tuple[int, int] | None = None  # (w, h) the map was computed at (display copy)
+    extent: tuple[int, int] | None = None  # (w, h) of the photo the pictures cover
 
 
 #: the JND view of a larger photo is computed on an area-downscaled copy of about this many
-#: pixels (the protection always uses the full-resolution map, which replaces the view's once
-#: a run has produced it)
-VIEW_JND_PIXELS = 2_000_000
+#: pixels and drawn stretched over the photo's extent (the protection always uses the
+#: full-resolution map, which replaces the view's once a run has produced it)
+VIEW_JND_PIXELS = 1_000_000  # sharper than a fitted pane; the map's cost grows with its area
 
 
 class JndUnavailable(RuntimeError):
@@ -270,10 +288,14 @@ def render_views(
     jnd_levels: np.ndarray | None = None,
     delta_levels: np.ndarray | None = None,
     with_jnd: bool = True,
+    protected: np.ndarray | None = None,
 ) -> RenderedViews:
-    """Compute (unless cached) and colour-map the JND map; amplify the perturbation."""
+    """Compute (unless cached) and colour-map the JND map; amplify the perturbation; make
+    the QImages of both and of the ``protected`` pixels (when given)."""
     t0 = time.perf_counter()
     out = RenderedViews(item_id, token, params)
+    h, w = pixels.shape[:2]
+    out.extent = (w, h)
     try:
         if with_jnd and jnd_levels is None:
             jnd_levels = compute_jnd_levels(pixels, params, VIEW_JND_PIXELS)
@@ -282,9 +304,7 @@ def render_views(
             out.jnd_rgb, out.jnd_range = imaging.colour_jnd(jnd_levels, options.jnd_channel)
             out.jnd_mean = float(imaging.jnd_channel(jnd_levels, options.jnd_channel).mean())
             out.jnd_size = (jnd_levels.shape[1], jnd_levels.shape[0])
-            h, w = pixels.shape[:2]
-            if out.jnd_rgb.shape[:2] != (h, w):  # a display copy: drawn over the photo's extent
-                out.jnd_rgb = cv2.resize(out.jnd_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+            out.jnd_image = imaging.to_qimage(out.jnd_rgb)  # a display copy is stretched by the view
     except JndUnavailable as exc:
         out.jnd_error = str(exc)
     except Exception as exc:
@@ -298,6 +318,9 @@ def render_views(
             delta_levels, options.perturbation_channel, amp
         )
         out.perturbation_max = float(np.abs(delta_levels).max()) if delta_levels.size else 0.0
+        out.perturbation_image = imaging.to_qimage(out.perturbation_rgb)
+    if protected is not None:
+        out.protected_image = imaging.to_qimage(np.asarray(protected))
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -526,14 +549,20 @@ class StepView:
     points: list[tuple[int, dict[str, float], float | None]] = field(default_factory=list)
     preview_rgb: np.ndarray | None = None
     preview_box: tuple[int, int, int, int] | None = None
+    preview_image: Any = None  # QImage of preview_rgb
     amplification: int = 10
 
 
 @dataclass
 class RunEvent:
-    """One event of a protection run, about one photo."""
+    """One event of a protection run, about one photo.
 
-    kind: str  # "start" | "step" | "done" | "failed"
+    Per photo: ``start``, ``step``s, ``result`` (the protected photo, shown at once; its
+    quality figures may still be missing), more ``step``s (metrics, verification) and ``done``
+    (the same result, measured and verified) — or ``failed``.
+    """
+
+    kind: str  # "start" | "step" | "result" | "done" | "failed"
     item_id: int
     index: int
     total: int
@@ -616,11 +645,15 @@ def protection_run(
         t0 = time.perf_counter()
         job_settings = job.settings or settings
         yield RunEvent("start", job.item_id, index, total)
+        shown: dict[str, Any] = {}  # the "result" event sent before the metrics, if any
         try:
-            kw = {"faces": job.faces} if real and job.faces is not None else {}
+            # the real pipeline measures the quality after handing the protected photo over
+            kw: dict[str, Any] = {"defer_metrics": True} if real else {}
+            if real and job.faces is not None:
+                kw["faces"] = job.faces
             gen = steps_fn(job.image, job_settings, recogniser=None, stop=stop, **kw)
             result = yield from _forward_steps(
-                gen, job, index, total, amplification, min_interval, preview_interval, stop
+                gen, job, index, total, amplification, min_interval, preview_interval, stop, shown
             )
         except Exception as exc:
             if stop():
@@ -638,7 +671,12 @@ def protection_run(
             continue
         if stop() or result is None:
             break  # cancelled: the photo stays as it was
-        delta = perturbation_levels(job.image.pixels, np.asarray(result.protected))
+        if "delta" in shown:
+            delta = shown["delta"]
+        else:  # measured in place (a stand-in pipeline): shown now, before the verification
+            delta = perturbation_levels(job.image.pixels, np.asarray(result.protected))
+            yield RunEvent("result", job.item_id, index, total, result=result, delta_levels=delta,
+                           seconds=time.perf_counter() - t0)
         verification = None
         if verify:
             yield RunEvent(
@@ -688,7 +726,10 @@ def _forward_steps(
     min_interval: float,
     preview_interval: float,
     stop: Callable[[], bool],
+    shown: dict | None = None,
 ) -> Generator[RunEvent, None, Any]:
+    from jndguard.gui.helper import Unmeasured
+
     last_emit = 0.0
     last_preview = 0.0
     last_stage = None
@@ -704,6 +745,15 @@ def _forward_steps(
                 return done.value
             if stop():
                 return None
+            if isinstance(step, Unmeasured):  # the protected photo, before its quality figures
+                if pending is not None:
+                    yield RunEvent("step", job.item_id, index, total, step=pending)
+                    pending = None
+                delta = perturbation_levels(job.image.pixels, np.asarray(step.result.protected))
+                if shown is not None:
+                    shown["delta"] = delta
+                yield RunEvent("result", job.item_id, index, total, result=step.result, delta_levels=delta)
+                continue
             f = _step_fields(step)
             if f["stage"] == "attack":
                 points.append((f["iteration"], f["losses"], f["similarity"]))
@@ -728,6 +778,7 @@ def _forward_steps(
                     prev = np.asarray(f["preview"], dtype=np.float32)
                     amp = amplification or imaging.suggested_amplification(prev)
                     view.preview_rgb, _ = imaging.render_perturbation(prev, "rgb", amp)
+                    view.preview_image = imaging.to_qimage(view.preview_rgb)
                     view.amplification = int(amp)
                     box = f["preview_box"]
                     view.preview_box = None if box is None else tuple(round(float(v)) for v in box)

@@ -69,3 +69,17 @@ def test_argument_error_imports_nothing_heavy():
     got = _probe("protect", "photo.jpg", "--iterations", "many")
     assert got["code"] == 2 and "invalid int value" in got["text"]
     assert got["heavy"] == []
+
+
+def _bench_targets() -> list[str]:
+    from jndguard.commands.bench import BENCHMARKS
+
+    return list(BENCHMARKS)
+
+
+@pytest.mark.parametrize("target", _bench_targets())
+def test_bench_target_help_imports_nothing_heavy(target):
+    """``jndguard bench TARGET --help`` imports the target's module for its options, never torch."""
+    got = _probe("bench", target, "--help")
+    assert got["code"] == 0 and f"jndguard bench {target}" in got["text"]
+    assert got["heavy"] == []

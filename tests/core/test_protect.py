@@ -184,6 +184,31 @@ def test_stage_timings_and_metrics_once(protected, face_photo):
     assert q["ms_ssim"] is not None and q["psnr"] == protected.per_face[0]["psnr"]
 
 
+def test_deferred_metrics_come_after_the_result_and_equal_measuring_in_place(face_photo, recogniser):
+    """``metrics=DeferredMetrics()``: the result comes back unmeasured; measuring it later
+    gives exactly the figures the pipeline measures in place (same tensors)."""
+    from jndguard.core.pipeline import DeferredMetrics
+
+    s = ProtectionSettings(max_iterations=3, max_rounds=1, seed=3, **LOSSLESS)
+    in_place = protect(face_photo, s, recogniser)
+    deferred = DeferredMetrics()
+    gen = protect_steps(face_photo, s, recogniser, metrics=deferred)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            later = done.value
+            break
+    np.testing.assert_array_equal(later.protected, in_place.protected)
+    assert later.metrics == {} and "quality" not in later.per_face[0] and deferred.pending
+    figures = deferred.measure()
+    assert not deferred.pending and later.metrics is figures and figures == in_place.metrics
+    assert later.per_face[0]["quality"] == in_place.per_face[0]["quality"]
+    assert later.timings["metrics"] > 0
+    with pytest.raises(RuntimeError):
+        deferred.measure()
+
+
 def test_faces_detected_once(face_photo, recogniser, monkeypatch):
     """Given the photo's faces, the pipeline never runs MTCNN on the whole photo again: the
     re-check looks only near each face."""

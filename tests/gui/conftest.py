@@ -52,6 +52,10 @@ def make_window(qtbot, settings_path):
         w = MainWindow(
             SettingsStore.at(path or settings_path), load_sample=load_sample, check_models=check_models
         )
+        if not check_models:  # faces found in this process: a cold helper process (its imports)
+            from jndguard.gui import tasks  # would eat the waits; the helper's detection is tested
+
+            w.controller.detect_fn = tasks.detect_here  # on its own (test_large_photos)
         if steps_fn is not None:  # a stub pipeline: no real models to verify with
             w.controller.steps_fn = steps_fn
             w.controller.verify_after_run = w.controller.verify_exports = False

@@ -21,9 +21,8 @@ def _pixels(tile) -> np.ndarray:
 
     img = tile.picture.image.convertToFormat(QImage.Format.Format_RGB888)
     h, w = img.height(), img.width()
-    return (
-        np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine())[:, : 3 * w].reshape(h, w, 3)
-    )
+    rows = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine())
+    return rows[:, : 3 * w].reshape(h, w, 3).copy()  # (the converted image goes with this frame)
 
 
 def _pct(v: float) -> str:

@@ -28,6 +28,7 @@ FIELD = {
     "max_rounds": lambda s: s.max_rounds,
     "seed": lambda s: s.seed,
     "stop_margin": lambda s: s.stop_margin,
+    "budget": lambda s: s.budget,
     "eot_samples": lambda s: s.eot_samples,
 }
 
@@ -60,6 +61,7 @@ def test_every_slider_changes_what_the_worker_receives(
             panel.method.setCurrentIndex(panel.method.findData("hvs-jnd"))
     # checkboxes and combos too
     qtbot.mouseClick(panel.robust, Qt.MouseButton.LeftButton)
+    panel.decoy.setChecked(True)  # (a click at its centre can land past its text in this layout)
     panel.mode.setCurrentIndex(panel.mode.findData("paper"))
     panel.variant.setCurrentIndex(panel.variant.findData("L1"))
     panel.jnd_model.setCurrentIndex(panel.jnd_model.findData("chou"))
@@ -71,7 +73,7 @@ def test_every_slider_changes_what_the_worker_receives(
     assert got == w.controller.settings
     for key, value in expected.items():
         assert FIELD[key](got) == pytest.approx(value), key
-    assert got.robust is True and got.mode == "paper" and got.variant == "L1"
+    assert got.robust is True and got.decoy is True and got.mode == "paper" and got.variant == "L1"
     assert got.jnd_model == "chou" and got.jnd_color == "gray"
     assert params.strength_of(got) == params.CUSTOM
     assert panel.strength_note.text().startswith("Custom")

@@ -56,6 +56,23 @@ def test_real_run_emits_progress_then_result_and_exports(
     )
     c.itemUpdated.connect(lambda _i: order.append("result") if c.current.results else None)
     c.runFinished.connect(lambda _r: order.append("finished"))
+    # the expensive quality figures come after the protected photo is drawn, never before
+    drawn: list[dict] = []  # the shown result's metrics when its protected photo was drawn
+
+    def on_views(views) -> None:  # connected after the window's own slot: the photo is drawn
+        mr = c.shown_result()
+        if views.protected_image is not None and mr is not None and not drawn:
+            assert w.views.frames["protected"].pane.has_image()
+            drawn.append(dict(mr.result.metrics))
+            order.append("drawn")
+
+    def on_item(_i) -> None:
+        mr = c.current.latest if c.current is not None else None
+        if mr is not None and mr.result.metrics and "metrics" not in order:
+            order.append("metrics")
+
+    c.viewsRendered.connect(on_views)
+    c.itemUpdated.connect(on_item)
     with qtbot.waitSignal(c.runFinished, timeout=300000):
         qtbot.mouseClick(
             w.queue_panel.view.viewport(),
@@ -64,7 +81,10 @@ def test_real_run_emits_progress_then_result_and_exports(
         )
         w.act_protect.trigger()
         assert not w.act_protect.isEnabled() and w.act_cancel.isEnabled()
-    assert order[0] == "started" and order[-1] == "finished"
+    qtbot.waitUntil(lambda: "metrics" in order and "drawn" in order, timeout=10000)
+    assert drawn == [{}]  # drawn while its figures were still being measured
+    assert order.index("drawn") < order.index("metrics")
+    assert order[0] == "started" and "finished" in order
     first_result = order.index("result")
     assert "progress" in order[:first_result]
     assert [s for s in ("detect", "jnd", "attack", "done") if s in stages] == [
@@ -82,8 +102,13 @@ def test_real_run_emits_progress_then_result_and_exports(
     # results: badge per face, metrics table, views
     qtbot.waitUntil(lambda: w.views.frames["protected"].pane.has_image(), timeout=10000)
     assert w.views.frames["perturbation"].pane.has_image()
-    qtbot.waitUntil(lambda: w.results.table.rowCount() > 10, timeout=5000)
-    labels = [w.results.table.verticalHeaderItem(i).text() for i in range(w.results.table.rowCount())]
+    def row_labels() -> list[str]:
+        t = w.results.table
+        return [t.verticalHeaderItem(i).text() for i in range(t.rowCount())]
+
+    # the table fills in as the figures and the verification arrive
+    qtbot.waitUntil(lambda: "Threat matrix" in row_labels(), timeout=10000)
+    labels = row_labels()
     for needed in ("PSNR", "SSIM", "MS-SSIM", "Over J", "Similarity", "Verdict"):
         assert needed in labels
     badges = [w.results.badges.itemAt(i).widget() for i in range(w.results.badges.count())]

@@ -112,7 +112,7 @@ class RegionMaps:
     Args:
         height, width: the photo's size.
         rects: ``(x0, y0, x1, y1)`` per map.
-        maps: ``(1, 3, h, w)`` tensors in [0, 1] units (J), one per rectangle.
+        maps: ``(1, 3, h, w)`` tensors in [0, 1] units (J), one per rectangle (kept as numpy).
     """
 
     dtype = np.dtype(np.float32)
@@ -121,7 +121,8 @@ class RegionMaps:
     def __init__(self, height: int, width: int, rects: Sequence[Rect], maps: Sequence[Tensor]) -> None:
         self.shape = (int(height), int(width), 3)
         self.rects = [tuple(int(v) for v in r) for r in rects]
-        self.maps = [m.detach().cpu() for m in maps]
+        # numpy, so the desktop app's helper process sends them out of band (pickle protocol 5)
+        self.maps = [np.asarray(m.detach().float().cpu().numpy()[0]) for m in maps]
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -137,8 +138,8 @@ class RegionMaps:
         for (a0, b0, a1, b1), m in zip(self.rects, self.maps):
             ix0, iy0, ix1, iy1 = max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1)
             if ix0 < ix1 and iy0 < iy1:
-                part = m[0, :, iy0 - b0:iy1 - b0, ix0 - a0:ix1 - a0].permute(1, 2, 0) * 255.0
-                out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = part.float().numpy()
+                part = m[:, iy0 - b0:iy1 - b0, ix0 - a0:ix1 - a0].transpose(1, 2, 0) * 255.0
+                out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = part
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

@@ -108,11 +108,13 @@ class ComparePanel(QWidget):
                 if pf.bar is not None:
                     pf.bar.hide()
                 continue
-            pp.pane.set_image(imaging.to_qimage(mr.result.protected))
+            pp.pane.set_image(views.protected_image if views.protected_image is not None
+                              else imaging.to_qimage(mr.result.protected))
             psnr = (mr.result.metrics or {}).get("psnr")
             verdict = "protected ✓" if mr.success else "not protected ✗"
             pp.info.setText(f"{verdict} · PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else verdict)
-            pf.pane.set_image(imaging.to_qimage(views.perturbation_rgb))
+            pf.pane.set_image(views.perturbation_image if views.perturbation_image is not None
+                              else imaging.to_qimage(views.perturbation_rgb))
             pf.info.setText(f"×{views.amplification} · max {views.perturbation_max:.0f} levels")
             if pf.bar is not None:
                 lut = imaging.GREY if views.perturbation_channel == "rgb" else imaging.DIVERGING

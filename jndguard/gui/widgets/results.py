@@ -158,7 +158,8 @@ class ResultsPanel(QWidget):
         results = list(item.results.values()) if item is not None else []
         key = (
             None if item is None else item.id,
-            tuple(id(r) for r in results),
+            # a result's figures and verification arrive after its photo (same MethodResult)
+            tuple((id(r), id(r.result), id(r.verification), r.measured) for r in results),
             None if shown is None else id(shown),
             None if item is None else item.exported,
         )
@@ -192,7 +193,9 @@ class ResultsPanel(QWidget):
             self.header.setText(f"<b>{html.escape(item.name)}</b> — not protected yet")
         else:
             exported = f" — exported to {html.escape(str(item.exported))}" if item.exported else ""
-            self.header.setText(f"<b>{html.escape(item.name)}</b>{exported}")
+            pending = (" — measuring the quality and verifying…"
+                       if shown is not None and (not shown.measured or shown.held is not None) else "")
+            self.header.setText(f"<b>{html.escape(item.name)}</b>{exported}{pending}")
         for v in presenters.face_verdicts(shown):
             self.badges.addWidget(VerdictBadge(v))
         self.badges.addStretch(1)

@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QPalette,
     QPen,
     QPixmap,
+    QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -147,11 +148,19 @@ class ImagePane(QGraphicsView):
     def has_image(self) -> bool:
         return not self._image_size.isEmpty()
 
-    def set_image(self, image: QImage | QPixmap | None, placeholder: str = "") -> None:
-        """Show a picture (or nothing, with a short explanation in its place)."""
+    def set_image(
+        self, image: QImage | QPixmap | None, placeholder: str = "", extent: QSize | None = None
+    ) -> None:
+        """Show a picture (or nothing, with a short explanation in its place).
+
+        ``extent``: the photo's size when the picture is a smaller display copy of it (a JND
+        map computed on a downscaled photo): it is stretched over the photo's pixel grid, so
+        zoom, pan, face boxes and the magnifier stay aligned with the other panes.
+        """
         self._content_version += 1
         if image is None:
             self.pixmap_item.setPixmap(QPixmap())
+            self.pixmap_item.setTransform(QTransform())
             self.overlay_item.setPixmap(QPixmap())
             self.placeholder = placeholder
             if self.wipe_item is None:
@@ -160,8 +169,12 @@ class ImagePane(QGraphicsView):
             return
         pm = image if isinstance(image, QPixmap) else QPixmap.fromImage(image)
         self.pixmap_item.setPixmap(pm)
+        size = pm.size() if extent is None or extent.isEmpty() else QSize(extent)
+        self.pixmap_item.setTransform(
+            QTransform.fromScale(size.width() / max(pm.width(), 1), size.height() / max(pm.height(), 1))
+        )
         self.placeholder = placeholder
-        self._set_size(pm.size())
+        self._set_size(size)
         self.viewport().update()
 
     def set_wipe(self, before: QPixmap | None, after: QPixmap | None, placeholder: str = "") -> None:
@@ -340,7 +353,12 @@ class ImagePane(QGraphicsView):
         if self.wipe_item is not None:
             self.scene().render(p, target, rect, Qt.AspectRatioMode.IgnoreAspectRatio)
         else:  # straight from the pixmaps: much cheaper than rendering the scene
-            p.drawPixmap(target, self.pixmap_item.pixmap(), rect)
+            pm = self.pixmap_item.pixmap()
+            sx = pm.width() / max(self._image_size.width(), 1)  # a stretched display copy
+            sy = pm.height() / max(self._image_size.height(), 1)
+            src = rect if sx == sy == 1 else QRectF(rect.x() * sx, rect.y() * sy, rect.width() * sx,
+                                                    rect.height() * sy)
+            p.drawPixmap(target, pm, src)
             over = self.overlay_item.pixmap()
             if not over.isNull():
                 orect = QRectF(self.overlay_item.pos(), QSizeF(over.size()))
@@ -674,7 +692,12 @@ class ViewsPanel(QWidget):
         faces = f"{item.n_faces} face{'s' if item.n_faces != 1 else ''}"
         self.frames["original"].info.setText(f"{item.image.width}×{item.image.height} · {faces}")
         if not same or self._original is None:
-            self._original = QPixmap.fromImage(imaging.to_qimage(item.image.pixels))
+            picture = _picture(item)
+            if picture is None:  # a worker is drawing it (the controller asked)
+                self.clear("Drawing the photo…")
+                self._item_id = item.id
+                return
+            self._original = QPixmap.fromImage(picture)
             self.frames["original"].pane.set_image(self._original)
             for key in ("jnd",):
                 if not self.frames[key].pane.has_image():
@@ -718,17 +741,20 @@ class ViewsPanel(QWidget):
         self.faces_visible = visible
         self._apply_faces()
 
-    def show_views(self, views: RenderedViews, protected: np.ndarray | None, method_label: str = "") -> None:
-        """Rendered JND and perturbation (from a worker) plus the protected pixels."""
+    def show_views(
+        self, views: RenderedViews, protected: QImage | np.ndarray | None, method_label: str = ""
+    ) -> None:
+        """Rendered JND and perturbation (from a worker) plus the protected picture (or pixels)."""
         if views.item_id != self._item_id:
             return
         jf = self.frames["jnd"]
         if views.jnd_rgb is not None:
-            jf.pane.set_image(imaging.to_qimage(views.jnd_rgb))
+            extent = None if views.extent is None else QSize(*views.extent)
+            jf.pane.set_image(_qimage(views.jnd_image, views.jnd_rgb), extent=extent)
             p = views.jnd_params
             size = views.jnd_size
-            shown = views.jnd_rgb.shape[1::-1]
-            note = "" if size is None or tuple(size) == tuple(shown) else f" · preview at {size[0]}×{size[1]}"
+            note = ("" if size is None or views.extent is None or tuple(size) == tuple(views.extent)
+                    else f" · preview at {size[0]}×{size[1]}")
             jf.info.setText(
                 f"{p.model}, {p.color}, ×{p.strength:g} · mean {views.jnd_mean:.1f} levels{note}"
             )
@@ -740,7 +766,7 @@ class ViewsPanel(QWidget):
             self.jnd_bar.hide()
         pf = self.frames["perturbation"]
         if views.perturbation_rgb is not None:
-            pf.pane.set_image(imaging.to_qimage(views.perturbation_rgb))
+            pf.pane.set_image(_qimage(views.perturbation_image, views.perturbation_rgb))
             pf.pane.set_overlay(None)
             pf.info.setText(f"×{views.amplification} · max {views.perturbation_max:.0f} levels")
             pf.info.setToolTip(
@@ -755,7 +781,7 @@ class ViewsPanel(QWidget):
             self._show_perturbation_placeholder("Not protected yet: press Protect to see the perturbation")
             self._has_result = False
         if protected is not None:
-            self._protected = QPixmap.fromImage(imaging.to_qimage(protected))
+            self._protected = QPixmap.fromImage(_qimage(protected, protected))
             self.frames["protected"].pane.set_image(self._protected)
             self.frames["protected"].info.setText(method_label)
             self.frames["wipe"].pane.set_wipe(self._original, self._protected)
@@ -768,12 +794,12 @@ class ViewsPanel(QWidget):
         pf = self.frames["perturbation"]
         if self._live_item != item_id or not pf.pane.has_image():
             self._live_item = item_id
-            if self._original is not None:
-                grey = QPixmap(self._original.size())
+            if self._original is not None:  # one grey pixel stretched over the photo
+                grey = QPixmap(1, 1)
                 grey.fill(QColor(128, 128, 128))
-                pf.pane.set_image(grey)
+                pf.pane.set_image(grey, extent=self._original.size())
         x0, y0 = step.preview_box[0], step.preview_box[1]
-        pf.pane.set_overlay(imaging.to_qimage(step.preview_rgb), (x0, y0))
+        pf.pane.set_overlay(_qimage(step.preview_image, step.preview_rgb), (x0, y0))
         pf.info.setText(f"live · it. {step.iteration} · ×{step.amplification}")
 
     def end_live(self) -> None:
@@ -817,3 +843,27 @@ class ViewsPanel(QWidget):
         w = self.frames["wipe"].pane.wipe_item
         if w is not None:
             w.set_position(value / 1000)
+
+
+#: pictures up to this many pixels are converted on the GUI thread when no worker made them
+INLINE_PICTURE_PIXELS = 250_000
+
+
+def _qimage(image: QImage | None, pixels: QImage | np.ndarray | None) -> QImage:
+    """The worker's QImage, else one made here of (small) pixels."""
+    if isinstance(image, QImage):
+        return image
+    if isinstance(pixels, QImage):
+        return pixels
+    return imaging.to_qimage(pixels)
+
+
+def _picture(item) -> QImage | None:
+    """The photo's QImage: the worker's, or made here for a small photo; None while a worker
+    makes it (a large photo would block the window for tens of milliseconds)."""
+    if item.picture is not None:
+        return item.picture
+    pixels = item.image.pixels
+    if pixels.shape[0] * pixels.shape[1] <= INLINE_PICTURE_PIXELS:
+        return imaging.to_qimage(pixels)
+    return None
