@@ -10,9 +10,14 @@ Speed (what a user waits for is mostly the optimisation): faces are detected onc
 (a caller that already has them passes ``faces``); the re-check re-detects each face in a
 window around it, at most at the recogniser's input scale (only the face regions changed, so
 the rest of the photo holds the same detections as the original); the metrics are computed once,
-on the face regions and, for the whole photo, from the changed window
-(:func:`jndguard.core.metrics.photo_report`; the multi-scale ones on request). Each stage's
-seconds are in :attr:`ProtectionResult.timings`.
+on the face regions and, for the whole photo, from the changed windows
+(:func:`jndguard.core.metrics.photo_report_windows`; the multi-scale ones on request). Each
+stage's seconds are in :attr:`ProtectionResult.timings`.
+
+Memory (docs/design.md §11): apart from the 8-bit photo and its protected copy, everything is
+per face region — the float tensors, the JND map (:func:`jndguard.core.jnd.regions.jnd_regions`),
+the clean embeddings, the re-check and the metrics; :attr:`ProtectionResult.jnd` holds J on the
+regions only (:class:`~jndguard.core.jnd.regions.RegionMaps`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from jndguard.core.attacks.problem import AttackProblem, JitterConfig
 from jndguard.core.device import resolve_device
 from jndguard.core.faces import Face, detect_faces, expand_box
 from jndguard.core.faces.detect import split_possible
-from jndguard.core.imageio import LoadedImage, to_uint8
+from jndguard.core.imageio import LoadedImage, to_tensor, to_uint8
+from jndguard.core.jnd.regions import RegionMaps
 
 # re-exported: the settings and the method registry have their own modules
 from jndguard.core.methods import METHODS, build_method, method_spec, paper_defaults
@@ -76,7 +82,7 @@ class ProtectionResult:
     """The protected photo and everything measured on it."""
 
     protected: np.ndarray  # (H, W, 3) uint8
-    jnd: np.ndarray  # (H, W, 3) float32, 8-bit levels
+    jnd: RegionMaps | np.ndarray  # (H, W, 3) float32, 8-bit levels; known on the face regions
     faces: list[Face]
     per_face: list[FaceResult]
     metrics: dict
@@ -193,18 +199,47 @@ def redetect_near(pixels: np.ndarray, original_faces: list[Face], min_face_size:
     return out
 
 
+def crop_window(face, width: int, height: int, view=None) -> tuple[int, int, int, int]:
+    """A window of the photo that holds everything a recogniser reads of a face: the box plus
+    its longer side on every side (and a landmark-aligned view's footprint), clipped."""
+    from jndguard.core.threat.window import face_window
+
+    x0, y0, x1, y1 = face_window(getattr(face, "box", face), width, height)
+    if view is not None:
+        l, t, r, b = view.footprint()
+        x0, y0 = max(0, min(x0, math.floor(l))), max(0, min(y0, math.floor(t)))
+        x1, y1 = min(width, max(x1, math.ceil(r))), min(height, max(y1, math.ceil(b)))
+    return x0, y0, x1, y1
+
+
+def face_crops(recogniser, pixels: np.ndarray, faces: list[Face]) -> torch.Tensor:
+    """The recogniser's inputs of ``faces`` of an ``(H, W, 3)`` uint8 photo, each read from a
+    window around the face (:func:`crop_window`; the same pixels as from the whole photo)."""
+    h, w = pixels.shape[:2]
+    out = []
+    for f in faces:
+        view = recogniser.face_view(pixels, f) if recogniser.info.alignment != "box" else None
+        x0, y0, x1, y1 = crop_window(f, w, h, view)
+        win = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        out.append(recogniser.crops(to_tensor(win, recogniser.device), [f.shifted(x0, y0)], pixels=win))
+    if not out:
+        return torch.empty(0, 3, recogniser.info.input_size, recogniser.info.input_size)
+    return torch.cat(out)
+
+
 @torch.no_grad()
-def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[Face],
+def judge_redetected(recogniser, protected: np.ndarray, original_faces: list[Face],
                      clean_embeddings: torch.Tensor, goal: Goal, threshold: float,
                      safety_margin: float = 0.0, target_embedding: torch.Tensor | None = None,
                      min_face_size: int = 20) -> list[dict]:
-    """Re-detect faces on the (quantised) photo and judge each original face (docs/design.md §4).
+    """Re-detect faces on the 8-bit photo ``(H, W, 3)`` uint8 and judge each original face
+    (docs/design.md §4).
 
     Faces are re-detected near where they were (:func:`redetect_near`). A face that is no
     longer detected at all counts as protected for dodging (no crop, no match) and as failed
     for impersonation.
     """
-    pixels = to_uint8(protected)
+    pixels = protected
     matched = redetect_near(pixels, original_faces, min_face_size)
     out = []
     for i, m in enumerate(matched):
@@ -212,7 +247,7 @@ def judge_redetected(recogniser, protected: torch.Tensor, original_faces: list[F
             out.append({"redetected": False, "similarity": None, "target_similarity": None,
                         "success": goal is Goal.DODGE})
             continue
-        emb = recogniser(recogniser.crops(protected, [m], pixels=pixels))[0]
+        emb = recogniser(face_crops(recogniser, pixels, [m]))[0]
         sim = float(emb @ clean_embeddings[i])
         tsim = float(emb @ target_embedding) if target_embedding is not None else None
         ok = (sim < threshold - safety_margin if goal is Goal.DODGE
@@ -235,16 +270,16 @@ def _attack_step(step, i: int, n: int, threshold: float, region) -> PipelineStep
 
 def _attack_face(method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
                  centroids, goal, samples, round_, i, init, check_stop, view=None):
-    """Optimise face ``i``; re-yield the method's steps as PipelineSteps; return
-    ``(AttackResult, AttackProblem)``."""
+    """Optimise face ``i`` (``x`` and ``jnd``: its region of the photo and of J); re-yield the
+    method's steps as PipelineSteps; return ``(AttackResult, AttackProblem)``."""
     from jndguard.core.models.gallery import gallery_for
 
-    x0, y0, x1, y1 = regions[i]
+    x0, y0 = regions[i][:2]
     face, n = faces[i], len(faces)
     gnames, gcents = gallery_for(clean_embs[i], names, centroids, recogniser.threshold,
                                  keep=settings.target)
     problem = AttackProblem(
-        clean=x[:, :, y0:y1, x0:x1], jnd=jnd[:, :, y0:y1, x0:x1],
+        clean=x, jnd=jnd,
         box=(face.box[0] - x0, face.box[1] - y0, face.box[2] - x0, face.box[3] - y0),
         recogniser=recogniser, clean_embedding=clean_embs[i], gallery=gcents,
         gallery_labels=gnames, goal=goal,
@@ -290,7 +325,6 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     Raises:
         Cancelled: the stop callback fired.
     """
-    from jndguard.core.jnd import jnd_map
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.gallery import celebrity_gallery
 
@@ -335,16 +369,44 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     if not faces:  # nothing to protect: no JND map, no attack, the photo is returned as it was
         yield PipelineStep("done", "no face found", success=False)
         return ProtectionResult(
-            protected=image.pixels.copy(), jnd=np.zeros(image.pixels.shape, np.float32), faces=[],
+            protected=image.pixels.copy(), jnd=RegionMaps(image.height, image.width, [], []), faces=[],
             per_face=[], metrics={}, settings=settings, success=False,
             seconds=time.perf_counter() - t0, device=str(device),
             model={"name": recogniser.name, "sha256": recogniser.info.sha256,
                    "threshold": recogniser.threshold},
             timings={k: round(v, 4) for k, v in timings.items()}, possible_faces=possible, notes=notes)
-    x = image.tensor(device)
+    # every float tensor from here on is a face's region, never the photo (docs/design.md §11)
+    pixels = image.pixels
+    height, width = pixels.shape[:2]
+    post = settings.method == "hvs-jnd" and settings.mode == "post"
+    # landmark-aligned recognisers (dlib) see their own view of each face, fixed on the clean
+    # photo; box recognisers (FaceNet) the box crop inside the attack problem
+    views = ([recogniser.face_view(pixels, f) for f in faces]
+             if recogniser.info.alignment != "box" else [None] * n)
+    if post:  # what the optimiser reads (context) and what it changes (docs/design.md §5)
+        from jndguard.core.attacks.post_problem import CHANGE_MARGIN, CONTEXT_MARGIN, region_of
+
+        work = [region_of(f.box, CONTEXT_MARGIN, width, height) for f in faces]
+        regions = [region_of(f.box, CHANGE_MARGIN, width, height) for f in faces]
+    else:
+        regions = [face_region(f, settings.margin, width, height, None if v is None else v.footprint())
+                   for f, v in zip(faces, views)]
+        work = list(regions)
+    from jndguard.core.memory import (
+        LOSSLESS_REGION_BYTES_PER_PIXEL,
+        REGION_BYTES_PER_PIXEL,
+        check_region_memory,
+    )
+
+    lossless = settings.method == "hvs-jnd" and settings.mode == "lossless"
+    check_region_memory(width, height, work, str(image.path or "this photo"), region_bytes=(
+        LOSSLESS_REGION_BYTES_PER_PIXEL if lossless else REGION_BYTES_PER_PIXEL))
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     tick = time.perf_counter()
-    jnd = jnd_map(x, settings.jnd_model, settings.jnd_color, settings.jnd_strength)
+    from jndguard.core.jnd.regions import jnd_regions
+
+    jnd, mean_jnd = jnd_regions(pixels, work, settings.jnd_model, settings.jnd_color,
+                                settings.jnd_strength, device)
     lap("jnd")
     check_stop()
     goal = Goal(settings.goal)
@@ -354,26 +416,20 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if settings.target not in names:
             raise JNDGuardError(f"unknown target {settings.target!r}; choose from {', '.join(names)}")
         target_emb = centroids[names.index(settings.target)].to(device)
-    clean_embs = (recogniser(recogniser.crops(x, faces, pixels=image.pixels))
-                  if faces else torch.empty(0, recogniser.info.embedding_dim, device=device)).detach()
-    # landmark-aligned recognisers (dlib) see their own view of each face, fixed on the clean
-    # photo; box recognisers (FaceNet) the box crop inside the attack problem
-    views = ([recogniser.face_view(image.pixels, f) for f in faces]
-             if recogniser.info.alignment != "box" else [None] * n)
+    clean_embs = recogniser(face_crops(recogniser, pixels, faces)).detach()
+    x = [to_tensor(pixels[y0:y1, x0:x1], device) for x0, y0, x1, y1 in work]
     method = build_method(settings)
-    if settings.method == "hvs-jnd" and settings.mode == "post":
-        result = yield from _post_steps(image, settings, method, recogniser, x, jnd, faces, goal,
+    if post:
+        result = yield from _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal,
                                         clean_embs, target_emb, check_stop, t0, device, timings, lap,
-                                        full_metrics, notes)
+                                        full_metrics, notes, mean_jnd)
         result.possible_faces, result.notes = possible, notes
         if metrics is not None:
             metrics.result = result
         return result
-    protected = x.clone()
+    protected = pixels.copy()
     per_face: list[FaceResult] = [{} for _ in faces]
     inits: list[torch.Tensor | None] = [None] * n
-    regions = [face_region(f, settings.margin, image.width, image.height,
-                           None if v is None else v.footprint()) for f, v in zip(faces, views)]
     pending = list(range(n))
     verdicts: list[dict] = []
     samples = settings.jitter_samples
@@ -386,7 +442,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
             while True:  # CUDA out of memory: halve the batch of jitter samples, then use the CPU
                 try:
                     result, problem = yield from _attack_face(
-                        method, settings, recogniser, x, jnd, faces, regions, clean_embs, names,
+                        method, settings, recogniser, x[i], jnd[i], faces, regions, clean_embs, names,
                         centroids, goal, samples, round_, i, inits[i], check_stop, views[i])
                     break
                 except torch.cuda.OutOfMemoryError:
@@ -399,7 +455,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                     else:
                         device = torch.device("cpu")
                         recogniser.to(device)
-                        x, jnd, protected = x.to(device), jnd.to(device), protected.to(device)
+                        x, jnd = [t.to(device) for t in x], [t.to(device) for t in jnd]
                         clean_embs = clean_embs.to(device)
                         target_emb = None if target_emb is None else target_emb.to(device)
                         inits = [None if t is None else t.to(device) for t in inits]
@@ -407,7 +463,7 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
                         msg = "GPU out of memory: continuing on the CPU (slower)"
                     logger.warning(msg)
                     yield PipelineStep("attack", msg, i, n)
-            protected[:, :, y0:y1, x0:x1] = result.adversarial
+            protected[y0:y1, x0:x1] = to_uint8(result.adversarial)
             inits[i] = (result.adversarial - problem.clean).detach()
             prev = per_face[i]
             per_face[i] = {
@@ -428,22 +484,19 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
         if not pending or not method_spec(settings.method).rounds:
             break
         logger.info("round %d: %d face(s) still recognised after re-detection", round_, len(pending))
-    protected_u8 = to_uint8(protected)
-    # the metrics, once: each face region, and the whole photo from the window that changed
-    # (only the regions were written; x is on the 8-bit grid, so the rest is unchanged)
+    # the metrics, once: each face region, and the whole photo from the windows that changed
+    # (only the regions were written, so the rest is the original)
     tick = time.perf_counter()
-    xc, jc = x.cpu(), jnd.cpu()
-    final = torch.from_numpy(protected_u8).permute(2, 0, 1)[None].float().div(255)
     for i, v in enumerate(verdicts):
         per_face[i].update(v)
         per_face[i]["threshold"] = recogniser.threshold
-    del protected
-    figures = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
+    del x, inits
+    figures = _measure(pixels, protected, work, jnd, mean_jnd, regions, per_face, notes, full_metrics)
     lap("metrics")
     success = bool(faces) and all(v["success"] for v in verdicts)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
     result = ProtectionResult(
-        protected=protected_u8, jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        protected=protected, jnd=RegionMaps(height, width, work, jnd),
         faces=faces, per_face=per_face, metrics=figures, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,
@@ -462,6 +515,39 @@ def is_out_of_memory(exc: BaseException) -> bool:
         "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
 
 
+def _window_jnd(window, work, jnd) -> torch.Tensor:
+    """J on a metrics window, pasted from the face regions' maps. Only pixels that changed
+    count in any figure (over J, excess: ``|ΔX| > J`` is false where ``ΔX = 0``), and they all
+    lie inside the regions, so the rest of the window keeps 0."""
+    x0, y0, x1, y1 = window
+    out = torch.zeros((1, 3, y1 - y0, x1 - x0), dtype=torch.float32)
+    for (a0, b0, a1, b1), j in zip(work, jnd):
+        ix0, iy0, ix1, iy1 = max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1)
+        if ix0 < ix1 and iy0 < iy1:
+            part = j[:, :, iy0 - b0:iy1 - b0, ix0 - a0:ix1 - a0]
+            out[:, :, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = part.cpu()
+    return out
+
+
+def _region_quality(pieces, work, jnd, region, max_side) -> dict:
+    """:func:`~jndguard.core.metrics.region_report` of a face region from the metrics window
+    holding it (its J from the region's own map), in photo coordinates."""
+    from jndguard.core.metrics import region_report
+
+    x0, y0, x1, y1 = region
+    wx0, wy0, xo, zo, _ = next(p for p in pieces if p[0] <= x0 and p[1] <= y0
+                               and x1 <= p[0] + p[2].shape[-1] and y1 <= p[1] + p[2].shape[-2])
+    jo = _window_jnd((x0, y0, x1, y1), work, jnd)
+    crop = (..., slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    q = region_report(xo[crop], zo[crop], jo, (0, 0, x1 - x0, y1 - y0), max_side=max_side)
+    q["box"] = {"x0": x0, "y0": y0, "x1": x1, "y1": y1}
+    b = q["changed"]["bbox"]
+    if b is not None:
+        q["changed"]["bbox"] = {"x0": b["x0"] + x0, "y0": b["y0"] + y0,
+                                "x1": b["x1"] + x0, "y1": b["y1"] + y0}
+    return q
+
+
 class _Deferral:
     """``full_metrics`` while a :class:`DeferredMetrics` waits: :func:`_measure` stores its
     arguments there and measures nothing."""
@@ -470,28 +556,33 @@ class _Deferral:
         self.target, self.full = target, bool(full)
 
 
-def _measure(xc, final, jc, regions, per_face, notes, full_metrics) -> dict:
-    """The quality figures of the finished photo: each face region, and the whole photo from
-    the window that changed. Out of memory here must not throw the finished protection away:
+def _measure(original: np.ndarray, final: np.ndarray, work, jnd, mean_jnd: float, regions, per_face,
+             notes, full_metrics) -> dict:
+    """The quality figures of the finished photo (8-bit ``original`` and ``final``): each face
+    region, and the whole photo from the windows that changed, each read from the 8-bit
+    pixels (:func:`~jndguard.core.metrics.photo_report_windows`; the whole photo only for
+    ``full_metrics``). Out of memory here must not throw the finished protection away:
     the figures are retried on the face regions alone at the cheap setting, and left out with
     a note if even that fails. (Deferred, see :class:`DeferredMetrics`: nothing yet.)"""
-    from jndguard.core.metrics import photo_report, region_report
+    from jndguard.core.metrics import change_windows, photo_report_windows
 
     if isinstance(full_metrics, _Deferral):
-        full_metrics.target._args = (xc, final, jc, regions, per_face, notes, full_metrics.full)
+        full_metrics.target._args = (original, final, work, jnd, mean_jnd, regions, per_face, notes,
+                                     full_metrics.full)
         return {}
-
+    h, w = original.shape[:2]
+    pieces = []
     try:
+        for x0, y0, x1, y1 in change_windows(regions, h, w):
+            pieces.append((x0, y0, to_tensor(original[y0:y1, x0:x1]), to_tensor(final[y0:y1, x0:x1]),
+                           _window_jnd((x0, y0, x1, y1), work, jnd)))
         for i, region in enumerate(regions):
-            per_face[i]["quality"] = region_report(xc, final, jc, region,
-                                                   max_side=None if full_metrics else REGION_METRICS_SIDE)
+            per_face[i]["quality"] = _region_quality(pieces, work, jnd, region,
+                                                     None if full_metrics else REGION_METRICS_SIDE)
             per_face[i]["psnr"] = per_face[i]["quality"]["psnr"]
             per_face[i]["ssim"] = per_face[i]["quality"]["ssim"]
-        changed = None
-        if regions:
-            changed = (min(r[0] for r in regions), min(r[1] for r in regions),
-                       max(r[2] for r in regions), max(r[3] for r in regions))
-        return photo_report(xc, final, jc, changed, full=full_metrics)
+        whole = (to_tensor(original), to_tensor(final)) if full_metrics else None
+        return photo_report_windows(pieces, h, w, mean_jnd, whole)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -502,7 +593,12 @@ def _measure(xc, final, jc, regions, per_face, notes, full_metrics) -> dict:
     notes.append("out of memory measuring the whole photo: quality measured on the face regions only")
     for i, region in enumerate(regions):
         try:
-            q = region_report(xc, final, jc, region, max_side=REGION_METRICS_SIDE)
+            if not any(p[0] <= region[0] and p[1] <= region[1] and region[2] <= p[0] + p[2].shape[-1]
+                       and region[3] <= p[1] + p[2].shape[-2] for p in pieces):
+                x0, y0, x1, y1 = region
+                pieces.append((x0, y0, to_tensor(original[y0:y1, x0:x1]),
+                               to_tensor(final[y0:y1, x0:x1]), None))
+            q = _region_quality(pieces, work, jnd, region, REGION_METRICS_SIDE)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -548,11 +644,12 @@ def _impersonation_refs(recognisers, target: str):
     return targets, others
 
 
-def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_embs, target_emb,
-                check_stop, t0, device, timings, lap, full_metrics, notes
+def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, clean_embs, target_emb,
+                check_stop, t0, device, timings, lap, full_metrics, notes, mean_jnd
                 ) -> Generator[PipelineStep, None, ProtectionResult]:
     """Post mode: every face optimised against every white-box recogniser over the threat
-    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5)."""
+    distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5).
+    ``x`` and ``jnd``: each face's context region ``work`` of the photo and of J."""
     from jndguard.core.attacks.post_eot import PostEOT
     from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
     from jndguard.core.methods import POST_TRAIN_EXTRA
@@ -574,7 +671,6 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
     matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
-    protected = x.clone()
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
     per_face: list[dict] = [{} for _ in faces]
@@ -586,10 +682,11 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         for i in pending:
             tf = time.perf_counter()
             problem, region = make_post_problem(
-                x, jnd, image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                x[i], jnd[i], image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
                 settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
                 torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
-                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, decoys)
+                "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, decoys,
+                origin=work[i][:2])
             regions[i] = region
             setup = time.perf_counter() - tf
             gen = method.iterate(problem, inits[i])
@@ -609,8 +706,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
             finally:
                 gen.close()
             x0, y0, x1, y1 = region
-            protected[:, :, y0:y1, x0:x1] = result.adversarial
-            current["pixels"] = to_uint8(protected)
+            current["pixels"][y0:y1, x0:x1] = to_uint8(result.adversarial)
             inits[i] = (result.adversarial - problem.clean).detach()
             verdicts[i] = result.verdict
             prev = per_face[i]
@@ -634,22 +730,23 @@ def _post_steps(image, settings, method, recogniser, x, jnd, faces, goal, clean_
         logger.info("round %d: %d face(s) not protected in every quick-matrix cell", round_, len(pending))
     lap("optimisation")
     yield PipelineStep("verify", "re-detecting faces on the 8-bit result", n_faces=n)
-    redetected = judge_redetected(recogniser, protected, faces, clean_embs, goal, recogniser.threshold,
-                                  settings.safety_margin, target_emb, settings.min_face_size)
+    redetected = judge_redetected(recogniser, current["pixels"], faces, clean_embs, goal,
+                                  recogniser.threshold, settings.safety_margin, target_emb,
+                                  settings.min_face_size)
     lap("recheck")
-    xc, jc = x.cpu(), jnd.cpu()
-    final = torch.from_numpy(current["pixels"]).permute(2, 0, 1)[None].float().div(255)
+    del matrix, inits
     for i, v in enumerate(redetected):
         per_face[i].update(v)
         per_face[i]["success"] = bool(v["success"] and verdicts[i].success)
         per_face[i]["threshold"] = recogniser.threshold
-    metrics = _measure(xc, final, jc, regions, per_face, notes, full_metrics)
+    metrics = _measure(image.pixels, current["pixels"], work, jnd, mean_jnd, regions, per_face, notes,
+                       full_metrics)
     lap("metrics")
     timings["checks"] = round(sum(f.get("check_seconds", 0.0) for f in per_face), 4)
     success = bool(faces) and all(f["success"] for f in per_face)
     yield PipelineStep("done", "protected" if success else "not protected", n_faces=n, success=success)
     return ProtectionResult(
-        protected=current["pixels"], jnd=(jnd[0].permute(1, 2, 0) * 255).float().cpu().numpy(),
+        protected=current["pixels"], jnd=RegionMaps(image.height, image.width, work, jnd),
         faces=faces, per_face=per_face, metrics=metrics, settings=settings, success=success,
         seconds=time.perf_counter() - t0, device=str(device),
         model={"name": recogniser.name, "sha256": recogniser.info.sha256,

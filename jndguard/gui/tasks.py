@@ -358,7 +358,7 @@ def analysis_views(
     method: str,
     original: np.ndarray,
     protected: np.ndarray,
-    jnd_levels: np.ndarray,
+    jnd_levels: Any,
     face: Any,
     margin: float,
 ) -> AnalysisViews:
@@ -370,7 +370,8 @@ def analysis_views(
     t0 = time.perf_counter()
     h, w = original.shape[:2]
     x0, y0, x1, y1 = face_region(face, margin, w, h)
-    o, z, j = (np.asarray(a)[y0:y1, x0:x1] for a in (original, protected, jnd_levels))
+    o, z = (np.asarray(a)[y0:y1, x0:x1] for a in (original, protected))
+    j = np.asarray(jnd_levels[y0:y1, x0:x1])  # a protection's J is known on its face regions only
     maps, stats = difference_maps(o, z)
     hist = jnd_ratio_histogram(o, z, j)
     photo = float((np.asarray(original) != np.asarray(protected)).any(axis=2).mean())

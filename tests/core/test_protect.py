@@ -167,11 +167,18 @@ def test_stage_timings_and_metrics_once(protected, face_photo):
 
     assert set(protected.timings) == {"detect", "jnd", "optimisation", "recheck", "metrics"}
     assert all(v >= 0 for v in protected.timings.values())
-    whole = quality_report(to_tensor(face_photo.pixels), to_tensor(protected.protected),
-                           torch.from_numpy(protected.jnd).permute(2, 0, 1)[None] / 255)
+    from jndguard.core.jnd import jnd_map
+
+    s = protected.settings
+    x = to_tensor(face_photo.pixels)
+    jnd = jnd_map(x, s.jnd_model, s.jnd_color, s.jnd_strength)  # the whole map, for reference
+    whole = quality_report(x, to_tensor(protected.protected), jnd)
     assert protected.metrics["psnr"] == pytest.approx(whole["psnr"], abs=1e-3)
     assert protected.metrics["ssim"] == pytest.approx(whole["ssim"], abs=1e-5)
     assert protected.metrics["jnd"]["over_count"] == whole["jnd"]["over_count"]
+    assert protected.metrics["jnd"]["mean_jnd"] == pytest.approx(whole["jnd"]["mean_jnd"], rel=1e-5)
+    x0, y0, x1, y1 = protected.per_face[0]["region"]  # the result's J is the whole map's there
+    assert np.allclose(protected.jnd[y0:y1, x0:x1], (jnd[0, :, y0:y1, x0:x1] * 255).permute(1, 2, 0).numpy())
     assert protected.metrics["ms_ssim"] is None and "ms_ssim" in protected.metrics["unavailable"]
     q = protected.per_face[0]["quality"]
     assert q["ms_ssim"] is not None and q["psnr"] == protected.per_face[0]["psnr"]

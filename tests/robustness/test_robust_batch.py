@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from jndguard.cli import main
-from jndguard.core.memory import PROTECT_BYTES_PER_PIXEL, available_memory
+from jndguard.core import memory
 from tests.robustness.helpers import listing, png_claiming
 
 
@@ -54,10 +54,12 @@ def test_batch_goes_on_and_reports_each_photo(store_env, batch, tmp_path, capsys
     def out_of_memory_on_the_whole_photo(*args, **kwargs):
         raise MemoryError("injected: no memory for the whole-photo metrics")
 
-    monkeypatch.setattr(metrics, "photo_report", out_of_memory_on_the_whole_photo)
+    monkeypatch.setattr(metrics, "photo_report_windows", out_of_memory_on_the_whole_photo)
     out = tmp_path / "out"
+    # lossless mode, one iteration per β attempt (measured quicker than post mode, or PGD and its
+    # torchattacks import): what is tested is the batch, not the protection
     rc = main(["protect", str(batch), "-o", str(out), "--json", "--no-verify", "--device", "cpu",
-               "--iterations", "5"])
+               "--hvs-mode", "lossless", "--iterations", "1"])
     cap = capsys.readouterr()
     doc = json.loads(cap.out)
     assert "Traceback" not in cap.err
@@ -93,15 +95,31 @@ def test_notes_in_plain_output(store_env, tmp_path, face_pixels, capsys):
     assert rc == 0 and "note: first frame of 2 taken" in out and "1 face(s)" in out
 
 
-def test_photo_too_large_for_memory_is_refused_before_decoding(store_env, tmp_path, capsys):
-    avail = available_memory()
-    side = int((2 * avail / PROTECT_BYTES_PER_PIXEL) ** 0.5) + 1 if avail else 0
-    if not avail or side * side > 199_000_000:
-        pytest.skip("this machine has more memory than a photo under the decoding limit needs")
+def test_photo_too_large_for_memory_is_refused_before_decoding(store_env, tmp_path, capsys,
+                                                               monkeypatch):
+    """A 144 MP photo (under the decoding limit) on a machine with memory for a quarter of it."""
+    side = 12000
+    avail = memory.PROTECT_BASE_BYTES + int(memory.PHOTO_BYTES_PER_PIXEL * side * side / 4)
+    monkeypatch.setattr(memory, "available_memory", lambda: avail)
     huge = png_claiming(tmp_path / "huge.png", side, side)
     out = tmp_path / "out"
     rc = main(["protect", str(huge), "-o", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert rc == 2 and "huge.png" in err and "downscale it to at most" in err and "GB" in err
+    assert rc == 2 and "huge.png" in err and "downscale it to at most 6000×6000" in err and "GB" in err
     assert "corrupt" not in err  # refused from the header, before the pixels were read
     assert listing(out) == []
+
+
+def test_face_regions_too_large_for_memory_are_refused_before_the_work(store_env, tmp_path, face_pixels,
+                                                                        capsys, monkeypatch):
+    """The photo fits, its face region does not: refused once the face is found, before J or
+    the optimisation, with the size that would fit; nothing is written."""
+    photo = tmp_path / "face.png"
+    Image.fromarray(face_pixels).save(photo)
+    h, w = face_pixels.shape[:2]
+    monkeypatch.setattr(memory, "available_memory", lambda: memory.protect_memory_needed(w, h) + 1)
+    out = tmp_path / "out"
+    rc = main(["protect", str(photo), "-o", str(out), "--device", "cpu", "--no-verify"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "face.png" in err and "face region of" in err and "downscale it to at most" in err
+    assert "Traceback" not in err and listing(out) == []

@@ -111,9 +111,11 @@ def make_views(recognisers: Sequence, clean_ctx: torch.Tensor, geom: FaceGeometr
 
 class MatrixQuickCheck:
     """The stopping check of post mode: the quick threat matrix (``jndguard.core.threat``) of the
-    whole 8-bit photo with the candidate region pasted in, judged for one face and the white-box
+    8-bit photo with the candidate region pasted in, judged for one face and the white-box
     recognisers; a cell passes when it clears the line by ``margin`` (relative, see
-    :func:`~jndguard.core.attacks.post_eot.relative_margin`)."""
+    :func:`~jndguard.core.attacks.post_eot.relative_margin`). With a
+    :class:`~jndguard.core.threat.window.WindowMatrix` only the face's window of the photo is
+    copied, re-encoded and re-detected (docs/design.md §11)."""
 
     def __init__(self, matrix, protected: Callable[[], np.ndarray], face_index: int,
                  change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal,
@@ -125,17 +127,22 @@ class MatrixQuickCheck:
         self.change_abs = change_abs
         self.names = set(names)
         self.goal = goal
+        self.window = getattr(matrix, "window", None)
+        self.local = face_index if self.window is None else matrix.local_index(face_index)
 
     def photo_with(self, region: torch.Tensor) -> np.ndarray:
-        pixels = self.protected().copy()
+        """The photo (its window, with a window matrix) with the candidate region pasted in."""
+        wx0, wy0, wx1, wy1 = self.window or (0, 0, None, None)
+        pixels = self.protected()[wy0:wy1, wx0:wx1].copy()
         x0, y0, x1, y1 = self.change_abs
-        pixels[y0:y1, x0:x1] = region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+        pixels[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = (
+            region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy())
         return pixels
 
     @torch.no_grad()
     def __call__(self, region: torch.Tensor) -> PostVerdict:
         report = self.matrix.evaluate(self.photo_with(region))
-        mine = [e for e in report.entries if e.face == self.face_index and e.recogniser in self.names]
+        mine = [e for e in report.entries if e.face == self.local and e.recogniser in self.names]
         worst, worst_sim, details, failed = -9.0, float("nan"), [], 0
         for e in mine:
             kappa = relative_margin(self.margin, e.threshold)
@@ -156,37 +163,72 @@ class MatrixQuickCheck:
         return PostVerdict(ok, worst, worst_sim, len(mine), failed, details + list(report.errors))
 
 
-def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, target_photos=None):
-    """The quick threat matrix of a photo for the white-box recognisers, its clean side computed
-    once (the stopping margin is applied per recogniser by :class:`MatrixQuickCheck`)."""
-    from jndguard.core.threat.matrix import ThreatMatrix
+class FaceMatrices:
+    """The quick threat matrix of each face of a photo on a window around it
+    (:class:`~jndguard.core.threat.window.WindowMatrix`), built when first asked for, the
+    impersonation target's photos embedded once for all."""
 
-    return ThreatMatrix(clean_pixels, faces, list(recognisers), "quick", None, target_photos, 0.0)
+    def __init__(self, clean_pixels: np.ndarray, faces, recognisers, target_photos=None) -> None:
+        from jndguard.core.threat.matrix import as_references
+
+        self.pixels = clean_pixels
+        self.faces = list(faces)
+        self.recognisers = list(recognisers)
+        self.target = as_references(target_photos, "target") if target_photos is not None else None
+        self._built: dict[int, object] = {}
+        self._copies = None
+
+    def __getitem__(self, i: int):
+        if i not in self._built:
+            from jndguard.core.threat.matrix import QUICK
+            from jndguard.core.threat.window import PhotoCopies, WindowMatrix, face_window
+
+            h, w = self.pixels.shape[:2]
+            if self._copies is None:
+                self._copies = PhotoCopies(self.pixels, QUICK.encodings)
+            window = face_window(self.faces[i].box, w, h, QUICK.encodings)
+            self._built[i] = WindowMatrix(self.pixels, window, self.faces, self.recognisers, QUICK,
+                                          None, self.target, 0.0, copies=self._copies)
+        return self._built[i]
+
+
+def quick_matrix(clean_pixels: np.ndarray, faces, recognisers, target_photos=None) -> FaceMatrices:
+    """The quick threat matrix of a photo for the white-box recognisers, per face on its window,
+    the clean side computed once (the stopping margin is applied per recogniser by
+    :class:`MatrixQuickCheck`)."""
+    return FaceMatrices(clean_pixels, faces, recognisers, target_photos)
 
 
 def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarray, face,
                       recognisers: Sequence, goal: Goal, eot: PostEOT,
                       protected: Callable[[], np.ndarray], stop_margin: float, train_margin: float,
                       generator: torch.Generator, targets=None, others=None,
-                      jnd_space: str = "rgb", matrix=None,
-                      face_index: int = 0, decoys=None) -> tuple[PostProblem, tuple[int, int, int, int]]:
+                      jnd_space: str = "rgb", matrix=None, face_index: int = 0, decoys=None,
+                      origin: tuple[int, int] = (0, 0),
+                      ) -> tuple[PostProblem, tuple[int, int, int, int]]:
     """The :class:`PostProblem` of one face and its changing region in photo coordinates;
-    ``matrix`` (from :func:`quick_matrix`; built here for this face when None) judges success."""
+    ``matrix`` (from :func:`quick_matrix`; built here for this face when None) judges success.
+    ``x`` and ``jnd`` cover the photo from ``origin`` on (the whole photo, or a region of it
+    holding the face's context region)."""
     h, w = clean_pixels.shape[:2]
     change = region_of(face.box, CHANGE_MARGIN, w, h)
     context = region_of(face.box, CONTEXT_MARGIN, w, h)
     cx0, cy0, cx1, cy1 = context
-    ctx = x[:, :, cy0:cy1, cx0:cx1]
+    ox, oy = origin
+    ctx = x[:, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
     views = make_views(recognisers, ctx, geom, eot, goal, targets, others, decoys)
     if matrix is None:
         matrix, face_index = quick_matrix(clean_pixels, [face], recognisers), 0
+    if isinstance(matrix, FaceMatrices):
+        matrix = matrix[face_index]
     judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
                              stop_margin)
     x0, y0, x1, y1 = change
     problem = PostProblem(
         context=ctx, change=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),
-        jnd=jnd[:, :, y0:y1, x0:x1], geometry=geom, views=views, eot=eot, judge=judge, goal=goal,
+        jnd=jnd[:, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox], geometry=geom, views=views, eot=eot, judge=judge,
+        goal=goal,
         train_margin=train_margin, stop_margin=stop_margin, generator=generator, jnd_space=jnd_space,
         long_edge=float(max(h, w)), face_side=float(max(face.width, face.height)))
     return problem, change

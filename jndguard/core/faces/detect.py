@@ -85,6 +85,12 @@ class Face:
         x1, y1, x2, y2 = self.box
         return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
 
+    def shifted(self, dx: float, dy: float) -> Face:
+        """The same face in a window of the photo whose top-left pixel is ``(dx, dy)``."""
+        b = self.box
+        return Face((b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy), self.probability,
+                    tuple((x - dx, y - dy) for x, y in self.landmarks))
+
     def to_dict(self) -> dict:
         return {
             "box": [round(v, 2) for v in self.box],
@@ -138,20 +144,43 @@ class FaceDetector:
             logger.info("%d×%d image: shorter than MTCNN's %d px window, no face can be found",
                         w, h, PNET_WINDOW)
             return []
-        # downscale the long side to max_side, but never the short side below P-Net's window
-        # (a 6000×30 strip would otherwise become 1600×8)
-        scale = max(min(1.0, self.max_side / max(h, w)), min(1.0, PNET_WINDOW / min(h, w)))
+        scale = self._scale(w, h)
         img = Image.fromarray(pixels)
         if scale < 1.0:
-            img = img.resize((max(PNET_WINDOW, round(w * scale)), max(PNET_WINDOW, round(h * scale))),
-                             Image.BOX)
+            img = img.resize(self.copy_size(w, h)[1], Image.BOX)
+        return self._run(img, scale, (0, 0))
+
+    def copy_size(self, w: int, h: int) -> tuple[float, tuple[int, int]]:
+        """The scale and ``(width, height)`` of the copy :meth:`detect` runs MTCNN on for a
+        ``w`` × ``h`` photo (the photo's own size when it is not downscaled)."""
+        scale = self._scale(w, h)
+        if scale >= 1.0:
+            return 1.0, (w, h)
+        return scale, (max(PNET_WINDOW, round(w * scale)), max(PNET_WINDOW, round(h * scale)))
+
+    def detect_copy(self, copy: np.ndarray, scale: float, origin: tuple[int, int] = (0, 0)) -> list[Face]:
+        """:meth:`detect` of a photo given the copy it would run MTCNN on (``copy_size``), faces
+        in the photo's coordinates less ``origin``."""
+        if min(copy.shape[:2]) < PNET_WINDOW:
+            return []
+        return self._run(Image.fromarray(np.ascontiguousarray(copy)), scale, origin)
+
+    def _scale(self, w: int, h: int) -> float:
+        # downscale the long side to max_side, but never the short side below P-Net's window
+        # (a 6000×30 strip would otherwise become 1600×8)
+        return max(min(1.0, self.max_side / max(h, w)), min(1.0, PNET_WINDOW / min(h, w)))
+
+    def _run(self, img: Image.Image, scale: float, photo_origin: tuple[int, int]) -> list[Face]:
+        """MTCNN on ``img``, the photo's copy at ``scale``; faces in the coordinates of the photo
+        less ``photo_origin``."""
         with self._lock, torch.no_grad():
             boxes, probs, points = self._mtcnn.detect(img, landmarks=True)
         if boxes is None:
             return []
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
+        org = np.array(photo_origin, dtype=np.float64)
+        boxes = (np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2) / scale - org).reshape(-1, 4)
         probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale - org
         faces = [
             Face(tuple(map(float, b)), float(p), tuple((float(x), float(y)) for x, y in lm))
             for b, p, lm in zip(boxes, probs, points)
@@ -184,3 +213,4 @@ def get_detector(device: torch.device | str = "cpu", **kwargs) -> FaceDetector:
 def detect_faces(pixels: np.ndarray, device: torch.device | str = "cpu", **kwargs) -> list[Face]:
     """Detect every face in an (H, W, 3) uint8 RGB photo (see :class:`FaceDetector`)."""
     return get_detector(device, **kwargs).detect(pixels)
+

@@ -28,7 +28,9 @@ from jndguard.core.metrics.quality import (
 )
 from jndguard.core.metrics.report import (
     METRICS_VERSION,
+    change_windows,
     photo_report,
+    photo_report_windows,
     quality_report,
     region_box,
     region_report,
@@ -37,6 +39,7 @@ from jndguard.core.metrics.report import (
 __all__ = [
     "METRICS_VERSION",
     "MIN_SIDE",
+    "change_windows",
     "changed_region",
     "channel_energy",
     "fsim",
@@ -47,6 +50,7 @@ __all__ = [
     "ms_ssim",
     "over_jnd",
     "photo_report",
+    "photo_report_windows",
     "psnr",
     "quality_report",
     "region_box",

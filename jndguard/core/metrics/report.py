@@ -289,62 +289,135 @@ def photo_report(
     h, w = int(original.shape[-2]), int(original.shape[-1])
     if changed is None:
         changed = (0, 0, min(w, 1), min(h, 1))  # any pixel: nothing changed, figures are exact
-    x0, y0, x1, y1 = region_box(changed, h, w)
-    r = SSIM_REACH
-    wx0, wy0, wx1, wy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
-    if min(wx1 - wx0, wy1 - wy0) < quality.MIN_SIDE["ssim"]:  # tiny photo: no saving to make
-        wx0, wy0, wx1, wy1 = 0, 0, w, h
+    quality.check_pair(original, protected)
+    (wx0, wy0, wx1, wy1), = change_windows([region_box(changed, h, w)], h, w)
     crop = (..., slice(wy0, wy1), slice(wx0, wx1))
+    mean_jnd = None if jnd is None else float(jnd.float().mean() * 255.0)  # (1 or 3 channels: same)
+    whole = (original, protected) if full else None
+    piece = (wx0, wy0, original[crop], protected[crop], None if jnd is None else jnd[crop])
+    return photo_report_windows([piece], h, w, mean_jnd, whole)
+
+
+def change_windows(regions: Sequence[Box], height: int, width: int) -> list[Box]:
+    """Disjoint windows for :func:`photo_report_windows`: each region (``(x0, y0, x1, y1)``,
+    holding changed pixels) grown by the 10 px an SSIM window reaches (at least the SSIM window
+    itself, within the photo), overlapping windows merged into their bounding box."""
+    r, side = SSIM_REACH, quality.MIN_SIDE["ssim"]
+    boxes = []
+    for x0, y0, x1, y1 in regions:
+        b = [max(0, x0 - r), max(0, y0 - r), min(width, x1 + r), min(height, y1 + r)]
+        for lo, hi, n in ((0, 2, width), (1, 3, height)):  # tiny photo or region: an SSIM window
+            if b[hi] - b[lo] < side:
+                b[lo] = max(0, min(b[lo], n - side))
+                b[hi] = min(n, b[lo] + side)
+        boxes.append(tuple(b))
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(boxes, key=lambda b: (b[1], b[0]))
+
+
+def photo_report_windows(pieces: Sequence[tuple], height: int, width: int, mean_jnd: float | None,
+                         whole: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+    """:func:`photo_report` from the windows of the photo that hold its changes, without the
+    rest of it: PSNR, SSIM and every protection figure of the whole photo are sums over the
+    windows (module docstring).
+
+    Args:
+        pieces: ``(x0, y0, original, protected, jnd)`` per window, the images cropped to the
+            window whose top-left pixel is ``(x0, y0)``; the windows of :func:`change_windows`
+            (disjoint, every changed pixel at least 10 px inside one).
+        height, width: the whole photo's size.
+        mean_jnd: the mean of the whole photo's J in 8-bit levels (None without a map).
+        whole: ``(original, protected)`` of the whole photo for the multi-scale and feature
+            metrics (None: not computed, said so under ``"unavailable"``).
+    """
+    h, w = int(height), int(width)
+    n_full = h * w
+    out: dict[str, Any] = {"metrics_version": METRICS_VERSION, "width": w, "height": h}
+    unavailable: dict[str, str] = {}
+    win = quality.MIN_SIDE["ssim"] - 1
+    sse, ssim_sum, ssim_n, psnr_none, ssim_none = 0.0, 0.0, 0, None, None
+    max_abs, energy, channel, count, bbox = 0, {}, 0.0, 0, None
+    over, over_ch, excess, has_jnd = 0, {}, 0.0, False
     with torch.inference_mode():
-        quality.check_pair(original, protected)
-        sub = _figures(original[crop], protected[crop], None if jnd is None else jnd[crop],
-                       metrics=WINDOWED_METRICS)
-        n_full, n_crop = h * w, (wy1 - wy0) * (wx1 - wx0)
-        k = n_crop / n_full
-        out: dict[str, Any] = {"metrics_version": METRICS_VERSION, "width": w, "height": h}
-        unavailable = {}
-        if sub["psnr"] is not None and math.isfinite(sub["psnr"]):
-            out["psnr"] = 10.0 * math.log10(1.0 / (10.0 ** (-sub["psnr"] / 10.0) * k))
+        for x0, y0, xo, yo, jo in pieces:
+            xo, yo, jo = _batch(xo, yo, jo)
+            sub = _figures(xo, yo, jo, metrics=WINDOWED_METRICS)
+            n_crop = int(xo.shape[-2]) * int(xo.shape[-1])
+            k = n_crop / n_full
+            if sub["psnr"] is None:
+                psnr_none = sub["unavailable"].get("psnr", "psnr unavailable")
+            elif math.isfinite(sub["psnr"]):
+                sse += 10.0 ** (-sub["psnr"] / 10.0) * n_crop
+            if sub["ssim"] is None:
+                ssim_none = sub["unavailable"].get("ssim", "image too small for SSIM")
+            else:
+                nw_crop = (int(xo.shape[-2]) - win) * (int(xo.shape[-1]) - win)
+                ssim_sum += sub["ssim"] * nw_crop
+                ssim_n += nw_crop
+            max_abs = max(max_abs, sub["max_abs_change"])
+            for c, v in sub["energy"].items():
+                energy[c] = energy.get(c, 0.0) + v * k
+            ch = sub["changed"]
+            b = ch["bbox"]
+            if b is not None:
+                b = (b["x0"] + x0, b["y0"] + y0, b["x1"] + x0, b["y1"] + y0)
+                bbox = b if bbox is None else (min(bbox[0], b[0]), min(bbox[1], b[1]),
+                                               max(bbox[2], b[2]), max(bbox[3], b[3]))
+            count += ch["pixel_count"]
+            channel += ch["channel_fraction"] * k
+            if sub["jnd"] is not None:
+                has_jnd = True
+                j = sub["jnd"]
+                over += j["over_count"]
+                for c, v in j["over_fraction_per_channel"].items():
+                    over_ch[c] = over_ch.get(c, 0.0) + v * k
+                excess = max(excess, j["max_excess"])
+        if psnr_none is not None:
+            out["psnr"] = None
+            unavailable["psnr"] = psnr_none
         else:
-            out["psnr"] = sub["psnr"]
-        if "psnr" in sub["unavailable"]:
-            unavailable["psnr"] = sub["unavailable"]["psnr"]
-        if sub["ssim"] is None or min(h, w) < quality.MIN_SIDE["ssim"]:
+            out["psnr"] = math.inf if sse == 0 else 10.0 * math.log10(n_full / sse)
+        if ssim_none is not None or min(h, w) < quality.MIN_SIDE["ssim"]:
             out["ssim"] = None
-            unavailable["ssim"] = sub["unavailable"].get("ssim", "image too small for SSIM")
+            unavailable["ssim"] = ssim_none or "image too small for SSIM"
         else:
-            win = quality.MIN_SIDE["ssim"] - 1
             nw_full = (h - win) * (w - win)
-            nw_crop = (wy1 - wy0 - win) * (wx1 - wx0 - win)
-            out["ssim"] = (sub["ssim"] * nw_crop + (nw_full - nw_crop)) / nw_full
-        full_vals = (_figures(original, protected, None, metrics=FULL_ONLY_METRICS) if full else None)
+            out["ssim"] = (ssim_sum + (nw_full - ssim_n)) / nw_full
+        full_vals = (_figures(*_batch(whole[0], whole[1], None)[:2], None, metrics=FULL_ONLY_METRICS)
+                     if whole is not None else None)
         for name in FULL_ONLY_METRICS:
             out[name] = None if full_vals is None else full_vals[name]
             reason = ON_REQUEST if full_vals is None else full_vals["unavailable"].get(name)
             if reason:
                 unavailable[name] = reason
-        out["max_abs_change"] = sub["max_abs_change"]
-        out["energy"] = {c: v * k for c, v in sub["energy"].items()}
-        tot = sum(out["energy"][c] for c in protection.CHANNELS)
-        out["energy_share"] = {c: (out["energy"][c] / tot if tot > 0 else 0.0) for c in protection.CHANNELS}
-        ch = sub["changed"]
-        bbox = ch["bbox"]
-        if bbox is not None:
-            bbox = {"x0": bbox["x0"] + wx0, "y0": bbox["y0"] + wy0, "x1": bbox["x1"] + wx0,
-                    "y1": bbox["y1"] + wy0}
-        out["changed"] = {"bbox": bbox, "pixel_count": ch["pixel_count"],
-                          "pixel_fraction": ch["pixel_count"] / n_full,
-                          "channel_fraction": ch["channel_fraction"] * k}
-        if jnd is None:
+        out["max_abs_change"] = max_abs
+        out["energy"] = energy
+        tot = sum(energy.get(c, 0.0) for c in protection.CHANNELS)
+        out["energy_share"] = {c: (energy.get(c, 0.0) / tot if tot > 0 else 0.0) for c in protection.CHANNELS}
+        out["changed"] = {"bbox": None if bbox is None else dict(zip(("x0", "y0", "x1", "y1"), bbox)),
+                          "pixel_count": count, "pixel_fraction": count / n_full,
+                          "channel_fraction": channel}
+        if not has_jnd or mean_jnd is None:
             out["jnd"] = None
         else:
-            j = sub["jnd"]
             out["jnd"] = {
-                "over_fraction": j["over_count"] / (3 * n_full),
-                "over_count": j["over_count"],
-                "over_fraction_per_channel": {c: v * k for c, v in j["over_fraction_per_channel"].items()},
-                "max_excess": j["max_excess"],
-                "mean_jnd": float(jnd.float().mean() * 255.0),  # (1 or 3 channels: same mean)
+                "over_fraction": over / (3 * n_full),
+                "over_count": over,
+                "over_fraction_per_channel": over_ch,
+                "max_excess": excess,
+                "mean_jnd": float(mean_jnd),
             }
         out["unavailable"] = unavailable
         out["region"] = None

@@ -115,10 +115,11 @@ def _rect(box):
     return dlib.rectangle(x1, y1, x2, y2)
 
 
-def detect_hog(pixels: np.ndarray) -> list[Detection]:
-    """dlib's HOG frontal-face detector (upsampled once for photos up to 1000 px)."""
+def detect_hog(pixels: np.ndarray, photo_side: int | None = None) -> list[Detection]:
+    """dlib's HOG frontal-face detector (upsampled once for photos up to 1000 px; ``photo_side``:
+    the long side of the photo when ``pixels`` is a window of it)."""
     _, hog, _, _ = _dlib_models()
-    up = 1 if max(pixels.shape[:2]) <= HOG_UPSAMPLE_MAX_SIDE else 0
+    up = 1 if (photo_side or max(pixels.shape[:2])) <= HOG_UPSAMPLE_MAX_SIDE else 0
     with _DLIB_LOCK:
         rects = hog(np.ascontiguousarray(pixels), up)
     return [Detection("hog", (float(r.left()), float(r.top()), float(r.right()), float(r.bottom())))

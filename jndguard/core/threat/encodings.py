@@ -27,11 +27,17 @@ ENCODINGS: tuple[str, ...] = ("file", "jpeg95", "jpeg85", "jpeg75", "jpeg60", "w
 
 @dataclass
 class Variant:
-    """A re-encoded photo: its name, decoded pixels and scale per axis (variant px / input px)."""
+    """A re-encoded photo: its name, decoded pixels and scale per axis (variant px / input px).
+
+    A variant of a window of a photo (:class:`~jndguard.core.threat.window.WindowMatrix`) also
+    says where its pixel (0, 0) lies in the variant of the whole photo (``origin``) and that
+    variant's size (``photo_size``, ``(W, H)``)."""
 
     name: str
     pixels: np.ndarray
     scale: tuple[float, float] = (1.0, 1.0)
+    origin: tuple[int, int] = (0, 0)
+    photo_size: tuple[int, int] | None = None
 
 
 def _roundtrip(img: Image.Image, fmt: str, quality: int) -> np.ndarray:
@@ -43,6 +49,17 @@ def _roundtrip(img: Image.Image, fmt: str, quality: int) -> np.ndarray:
     buf.seek(0)
     with Image.open(buf) as out:
         return np.asarray(out.convert("RGB"))
+
+
+def site_scale(width: int, height: int, encoding: str) -> tuple[float, float] | None:
+    """The realised per-axis scales of an ``E+jpeg85`` encoding of a ``width`` × ``height``
+    photo, or None when it is not resized (no downscale in the encoding, or already small)."""
+    if not encoding.endswith("+jpeg85"):
+        return None
+    s = min(1.0, int(encoding.split("+")[0]) / max(height, width))
+    if s >= 1.0:
+        return None
+    return max(1, round(width * s)) / width, max(1, round(height * s)) / height
 
 
 def reencode(pixels: np.ndarray, encoding: str) -> Variant:

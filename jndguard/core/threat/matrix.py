@@ -63,7 +63,7 @@ from jndguard.core.threat.conventions import (
     detect_mtcnn,
     make_crop,
 )
-from jndguard.core.threat.encodings import ENCODINGS, reencode
+from jndguard.core.threat.encodings import ENCODINGS, Variant, reencode
 
 logger = logging.getLogger(__name__)
 
@@ -493,7 +493,7 @@ class ThreatMatrix:
             "mtcnn": [Detection("mtcnn", f.box, np.asarray(f.landmarks, dtype=np.float64))
                       for f in self.faces]}
         if "hog" in self.size.detectors:
-            hog = detect_hog(self.original)
+            hog = self._find(self._variant(self.original, "file"), "hog", self.min_face_size)
             idx = match_boxes([f.box for f in self.faces], [h.box for h in hog], 0.1)
             self.face_dets["hog"] = [hog[j] if j is not None else None for j in idx]
         self._orig_emb: dict[tuple, np.ndarray | None] = {}
@@ -521,20 +521,33 @@ class ThreatMatrix:
 
     # ---------------------------------------------------------------- probe side
 
+    def _variant(self, protected: np.ndarray, encoding: str) -> Variant:
+        """One re-encoding of the protected photo (:class:`WindowMatrix`: of its window)."""
+        return reencode(protected, encoding)
+
+    def _find(self, variant: Variant, detector: str, min_face_size: int) -> list[Detection]:
+        """The faces a detector finds in a re-encoded variant."""
+        return _detect(variant.pixels, detector, min_face_size)
+
+    def _to_original(self, reg: Registration, box, variant: Variant):
+        """A box found in a variant, in the original's coordinates."""
+        return reg.to_original(box, variant.scale)
+
     def _register(self, protected: np.ndarray) -> tuple[Registration, list[Detection], list]:
         """Registration of the protected photo to the original, its MTCNN faces and their
         matches to the original faces (the ``file`` variant)."""
         reg = size_registration(self.original.shape, protected.shape)
-        found = detect_mtcnn(protected, max(12, int(self.min_face_size * min(reg.ax, reg.ay) / 2)))
+        file = self._variant(protected, "file")
+        found = self._find(file, "mtcnn", max(12, int(self.min_face_size * min(reg.ax, reg.ay) / 2)))
         (ho, wo), (hp, wp) = self.original.shape[:2], protected.shape[:2]
         aspect_differs = abs((wp / hp) / (wo / ho) - 1) > 0.01
-        match = match_boxes([f.box for f in self.faces], [reg.to_original(d.box) for d in found])
+        match = match_boxes([f.box for f in self.faces], [self._to_original(reg, d.box, file) for d in found])
         lost = any(m is None for m in match) and len({m for m in match if m is not None}) < len(found)
         if aspect_differs or lost:
             alt = feature_registration(self.original, protected)
             if alt is not None:
                 alt_match = match_boxes([f.box for f in self.faces],
-                                        [alt.to_original(d.box) for d in found])
+                                        [self._to_original(alt, d.box, file) for d in found])
                 if sum(m is not None for m in alt_match) >= sum(m is not None for m in match):
                     reg, match = alt, alt_match
             elif aspect_differs:
@@ -569,7 +582,7 @@ class ThreatMatrix:
         seen: list[tuple[np.ndarray, tuple, str]] = []
         alias: dict[str, str] = {}
         for enc in size.encodings:
-            v = reencode(protected, enc)
+            v = self._variant(protected, enc)
             same = next((name for px, sc, name in seen
                          if sc == v.scale and px.shape == v.pixels.shape and np.array_equal(px, v.pixels)),
                         None)
@@ -582,11 +595,11 @@ class ThreatMatrix:
                     dets = found
                 else:
                     mfs = max(12, int(self.min_face_size * min(reg.ax * v.scale[0], reg.ay * v.scale[1]) / 2))
-                    dets = _detect(v.pixels, det, mfs)
+                    dets = self._find(v, det, mfs)
                 refs = [None if d is None else d.box for d in self.face_dets[det]]
                 if det != "mtcnn":  # faces the original's detector missed: match on MTCNN's box
                     refs = [r if r is not None else f.box for r, f in zip(refs, self.faces)]
-                idx = match_boxes(refs, [reg.to_original(d.box, v.scale) for d in dets])
+                idx = match_boxes(refs, [self._to_original(reg, d.box, v) for d in dets])
                 for i, j in enumerate(idx):
                     probes[(enc, det, i)] = _Probe(None if j is None else dets[j], v.pixels)
         entries: list[MatrixEntry] = []
