@@ -65,6 +65,12 @@ class MainWindow(QMainWindow):
     def __init__(
         self, settings: SettingsStore | None = None, load_sample: bool = False, check_models: bool = True
     ) -> None:
+        # The compute stack (torch, torchvision, the pipeline) is imported here, on the GUI
+        # thread before the window is shown: imported later by a worker it held the
+        # interpreter lock for seconds and left the event loop 140 ms late after the first
+        # photo was dropped (measured with py-spy --gil, `jndguard bench gui --drop-only`).
+        import jndguard.core.pipeline  # noqa: F401
+
         super().__init__()
         self.setObjectName("MainWindow")
         self.setWindowTitle("JNDGuard — protect faces below the visibility threshold")
