@@ -74,9 +74,8 @@ def _recogniser(home: str, model: str | None, device: str):
     return rec
 
 
-def _serve_detections(conn) -> None:
-    """The helper's detection loop (a thread of the child process): ``("detect", {path,
-    min_face_size, device})`` → the faces of the photo as :func:`load_image` decodes it."""
+def _requests(conn):
+    """``(rid, kind, args, send)`` per request on ``conn`` until it closes or says "quit"."""
     while True:
         try:
             rid, kind, args = recv_message(conn)
@@ -84,7 +83,13 @@ def _serve_detections(conn) -> None:
             return
         if kind == "quit":
             return
-        send = _sender(conn, rid)
+        yield rid, kind, args, _sender(conn, rid)
+
+
+def _serve_detections(conn) -> None:
+    """The helper's detection loop (a thread of the child process): ``("detect", {path,
+    min_face_size, device})`` → the faces of the photo as :func:`load_image` decodes it."""
+    for _rid, kind, args, send in _requests(conn):
         try:
             if kind != "detect":
                 raise ValueError(f"unknown request {kind!r}")
@@ -111,14 +116,7 @@ def _serve(conn, cancelled_upto, detect_conn=None) -> None:
     if detect_conn is not None:
         threading.Thread(target=_serve_detections, args=(detect_conn,), daemon=True,
                          name="detections").start()
-    while True:
-        try:
-            rid, kind, args = recv_message(conn)
-        except (EOFError, OSError):
-            return
-        if kind == "quit":
-            return
-        send = _sender(conn, rid)
+    for rid, kind, args, send in _requests(conn):
 
         def stop(rid=rid) -> bool:
             return cancelled_upto.value >= rid
