@@ -37,23 +37,24 @@ NUMERIC: dict[str, tuple[str, str, Range]] = {
 #: Everyday strength choices. Each sets a few advanced fields; touching one of those makes
 #: the choice "custom".
 STRENGTHS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    # post mode's stopping margin (a fraction of 1 − τ per recogniser) is the strength: the
-    # measured protection-vs-PSNR points are in README "Post mode"
+    # post mode's JND budget and stopping margin (a fraction of 1 − τ per recogniser) are the
+    # strength: the measured protection-vs-PSNR points are in README "Post mode"
     "light": (
         "Light",
-        "Invisible first: post mode with a small margin past the threshold",
+        "Least visible: 60 % of the JND budget, 5 % past the threshold "
+        "(measured: rarely holds in the threat matrix)",
         {"mode": "post", "stop_margin": 0.05, "budget": 0.6, "jnd_strength": 1.0, "robust": False,
          "max_iterations": 100},
     ),
     "standard": (
         "Standard",
-        "Recommended: post mode, every quick threat-matrix cell 10 % past the threshold",
+        "Recommended: 80 % of the JND budget, every quick threat-matrix cell 10 % past the threshold",
         {"mode": "post", "stop_margin": 0.1, "budget": 0.8, "jnd_strength": 1.0, "robust": False,
          "max_iterations": 100},
     ),
     "strong": (
         "Strong",
-        "Post mode with a wide margin (holds in more of the full matrix); may be slightly visible",
+        "The whole JND budget, 15 % past the threshold: holds in more of the threat matrix; can be visible",
         {"mode": "post", "stop_margin": 0.15, "budget": 1.0, "jnd_strength": 1.0, "robust": False,
          "max_iterations": 160},
     ),
