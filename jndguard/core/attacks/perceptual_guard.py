@@ -14,9 +14,10 @@ sockets of a sample portrait at 35 dB (docs/results/post-sample-visible.png).
 
 The guard is a projection applied after every optimiser step, on the perturbation ``P``:
 
-1. in BT.601 Y/Cb/Cr (linear, no offset), the local mean of each channel — a Gaussian of
-   ``sigma`` × the face's side — is kept within ``low_luma`` (Y) and ``low_chroma`` (Cb, Cr)
-   8-bit levels: the excess of the blurred perturbation over that bound is subtracted;
+1. in BT.601 Y/Cb/Cr (linear, no offset: :func:`jndguard.core.jnd.rgb_to_ycbcr`), the local
+   mean of each channel — a Gaussian of ``sigma`` × the face's side — is kept within
+   ``low_luma`` (Y) and ``low_chroma`` (Cb, Cr) 8-bit levels: the excess of the blurred
+   perturbation over that bound is subtracted;
 2. the chroma of ``P`` is kept within ``chroma`` × the luma threshold ``J_Y`` per pixel
    (colour changes stay a fraction of what luminance may change);
 3. back in RGB, ``|P| ≤ jnd_clip·w·J`` per pixel-channel in whole 8-bit levels (the JND
@@ -40,15 +41,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# BT.601 full-range, applied to a difference (no offset): rows Y, Cb, Cr
-_RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114],
-                            [-0.168736, -0.331264, 0.5],
-                            [0.5, -0.418688, -0.081312]])
-_YCC_TO_RGB = torch.linalg.inv(_RGB_TO_YCC)
-
-
-def _mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,bjhw->bihw", m.to(x), x)
+from jndguard.core.jnd.color import rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -114,7 +107,7 @@ class PerceptualGuard:
         if w is not None:
             jnd = jnd * w.to(jnd)
         clip = (torch.floor(self.jnd_clip * jnd * 255 + 1e-4) / 255) if self.jnd_clip else None
-        j_luma = _mix(_RGB_TO_YCC, jnd)[:, :1].abs() if self.chroma is not None else None
+        j_luma = rgb_to_luma(jnd).abs() if self.chroma is not None else None
         sigma_px = max(1.0, self.sigma * face_side) if face_side > 0 else 4.0
         return GuardState(self, clip, j_luma, sigma_px)
 
@@ -133,7 +126,7 @@ class GuardState:
         """The guarded perturbation (a new tensor; ``p`` is not changed)."""
         g = self.guard
         if g.chroma is not None or g.low_luma is not None or g.low_chroma is not None:
-            ycc = _mix(_RGB_TO_YCC, p)
+            ycc = rgb_to_ycbcr(p, offset=False)
             if g.low_luma is not None or g.low_chroma is not None:
                 low = gaussian_blur(ycc, self.sigma_px)
                 inf = float("inf")
@@ -144,7 +137,7 @@ class GuardState:
             if g.chroma is not None:
                 lim = g.chroma * self.j_luma
                 ycc = torch.cat([ycc[:, :1], torch.maximum(torch.minimum(ycc[:, 1:], lim), -lim)], 1)
-            p = _mix(_YCC_TO_RGB, ycc)
+            p = ycbcr_to_rgb(ycc, offset=False)
         if self.clip is not None:
             p = torch.maximum(torch.minimum(p, self.clip), -self.clip)
         return p
@@ -153,7 +146,7 @@ class GuardState:
     def measure(self, p: torch.Tensor) -> dict[str, float]:
         """The guarded quantities of ``p`` in 8-bit levels: the largest local mean of luma and
         chroma, and the largest chroma relative to ``J_Y`` (for tests and reports)."""
-        ycc = _mix(_RGB_TO_YCC, p)
+        ycc = rgb_to_ycbcr(p, offset=False)
         low = gaussian_blur(ycc, self.sigma_px).abs().amax(dim=(0, 2, 3)) * 255
         out = {"low_luma": float(low[0]), "low_chroma": float(low[1:].max())}
         if self.j_luma is not None:
