@@ -68,12 +68,16 @@ def _reset_peak() -> None:
 
 
 def _work_region_pixels(result, mode: str) -> int:
-    """Pixels of the largest region the optimiser read (what the region term of the model counts)."""
+    """Pixels of the largest region the optimiser read (what the region term of the model
+    counts; post mode: at the face's working scale, :mod:`jndguard.core.attacks.post_scale`)."""
     if mode == "post":
         from jndguard.core.attacks.post_problem import CONTEXT_MARGIN, region_of
+        from jndguard.core.attacks.post_scale import work_scale
 
         h, w = result.protected.shape[:2]
         regions = [region_of(f.box, CONTEXT_MARGIN, w, h) for f in result.faces]
+        return max((round((x1 - x0) * (y1 - y0) * work_scale((x0, y0, x1, y1)) ** 2)
+                    for x0, y0, x1, y1 in regions), default=0)
     else:
         regions = [f["region"] for f in result.per_face]
     return max(((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions), default=0)

@@ -42,11 +42,20 @@ logger = logging.getLogger(__name__)
 # is computed
 # (docs/design.md §11): the photo, its protected copy, four int16 planes and three uint8 maps,
 # 18 bytes per pixel.
-PROTECT_BASE_BYTES = int((1.55 + 0.10 - 0.86) * 2**30)  # less the models (0.86 GiB), loaded first
+#
+# Post mode optimises a face whose context region is over
+# :data:`~jndguard.core.attacks.post_scale.WORK_MAX_PIXELS` at a working scale (post_scale), so
+# its region term counts at most that many pixels; the full-resolution region then costs
+# ``SCALED_BYTES_PER_PIXEL`` by construction (J of the region in float32, the lift's 8-bit
+# clip, the metrics' float copies of the region: 12 + 3 + 24 bytes). Measured with it (same
+# bench, portrait 1/6/24 MP and scene 1/6/24 MP): portrait 24 MP 3.23 GiB (the guard: 3.96),
+# 6 MP 2.83 (3.00), 1 MP 2.71 (2.71, hence the base's margin of 0.15 GiB); scene 24 MP 2.13.
+PROTECT_BASE_BYTES = int((1.55 + 0.15 - 0.86) * 2**30)  # less the models (0.86 GiB), loaded first
 PHOTO_BYTES_PER_PIXEL = 18.0
 REGION_BYTES_PER_PIXEL = 1067.0
 LOSSLESS_REGION_BYTES_PER_PIXEL = 592.0
 KEPT_BYTES_PER_PIXEL = 36.0  # region of the photo, of J and the perturbation: 3 × 3 × 4 bytes
+SCALED_BYTES_PER_PIXEL = 39.0
 
 
 class MemoryBudgetError(JNDGuardError):
@@ -103,20 +112,33 @@ def available_memory() -> int | None:
 
 
 def protect_memory_needed(width: int, height: int, regions: Sequence[tuple[int, int, int, int]] = (),
-                          region_bytes: float = REGION_BYTES_PER_PIXEL) -> int:
+                          region_bytes: float = REGION_BYTES_PER_PIXEL,
+                          work_max_pixels: int | None = None) -> int:
     """Bytes that protecting a ``width`` × ``height`` photo adds to the loaded models; with
     its face ``regions`` (``(x0, y0, x1, y1)``, what the optimiser reads), the optimisation too
     (``region_bytes`` per pixel of the largest: :data:`LOSSLESS_REGION_BYTES_PER_PIXEL` for
-    lossless mode)."""
+    lossless mode). ``work_max_pixels``: the most pixels of a region the optimiser works on
+    (post mode's working scale); a larger region adds :data:`SCALED_BYTES_PER_PIXEL` per
+    full-resolution pixel instead."""
     areas = sorted(((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions), reverse=True)
-    return int(PROTECT_BASE_BYTES + PHOTO_BYTES_PER_PIXEL * width * height
-               + (region_bytes * areas[0] + KEPT_BYTES_PER_PIXEL * sum(areas[1:]) if areas else 0))
+    if not areas:
+        return int(PROTECT_BASE_BYTES + PHOTO_BYTES_PER_PIXEL * width * height)
+    largest = areas[0]
+    if work_max_pixels is not None and largest > work_max_pixels:
+        optimise = region_bytes * work_max_pixels + SCALED_BYTES_PER_PIXEL * largest
+    else:
+        optimise = region_bytes * largest
+    return int(PROTECT_BASE_BYTES + PHOTO_BYTES_PER_PIXEL * width * height + optimise
+               + KEPT_BYTES_PER_PIXEL * sum(areas[1:]))
 
 
 def _refuse(label: str, what: str, width: int, height: int, need: int, available: int,
-            regions: Sequence = (), region_bytes: float = REGION_BYTES_PER_PIXEL) -> MemoryBudgetError:
-    scaled = max(1, protect_memory_needed(width, height, regions, region_bytes) - PROTECT_BASE_BYTES)
-    fit = (max(0, available - PROTECT_BASE_BYTES) / scaled) ** 0.5  # every term scales with area
+            regions: Sequence = (), region_bytes: float = REGION_BYTES_PER_PIXEL,
+            work_max_pixels: int | None = None) -> MemoryBudgetError:
+    scaled = max(1, protect_memory_needed(width, height, regions, region_bytes, work_max_pixels)
+                 - PROTECT_BASE_BYTES)
+    # every term scales with area (but a capped working region: then the size is conservative)
+    fit = (max(0, available - PROTECT_BASE_BYTES) / scaled) ** 0.5
     w, h = max(1, int(width * fit)), max(1, int(height * fit))
     return MemoryBudgetError(
         f"{label}: {what} needs about {need / 2**30:.1f} GB to protect, {available / 2**30:.1f} GB "
@@ -141,10 +163,11 @@ def check_protect_memory(width: int, height: int, label: str, available: int | N
 
 
 def check_region_memory(width: int, height: int, regions: Sequence[tuple[int, int, int, int]], label: str,
-                        available: int | None = None, region_bytes: float = REGION_BYTES_PER_PIXEL) -> None:
+                        available: int | None = None, region_bytes: float = REGION_BYTES_PER_PIXEL,
+                        work_max_pixels: int | None = None) -> None:
     """Refuse a photo whose face regions would not fit in the available memory (after the
-    faces are found, before any region is computed; ``region_bytes`` as
-    :func:`protect_memory_needed`).
+    faces are found, before any region is computed; ``region_bytes`` and ``work_max_pixels``
+    as :func:`protect_memory_needed`).
 
     Raises:
         MemoryBudgetError: as :func:`check_protect_memory`, naming the face regions.
@@ -152,8 +175,8 @@ def check_region_memory(width: int, height: int, regions: Sequence[tuple[int, in
     available = available_memory() if available is None else available
     if available is None or not regions:
         return
-    need = protect_memory_needed(width, height, regions, region_bytes)
+    need = protect_memory_needed(width, height, regions, region_bytes, work_max_pixels)
     if need > available:
         px = max((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
         raise _refuse(label, f"{width}×{height} with a face region of {px / 1e6:.1f} MP", width, height,
-                      need, available, regions, region_bytes)
+                      need, available, regions, region_bytes, work_max_pixels)

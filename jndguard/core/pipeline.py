@@ -399,8 +399,11 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
     )
 
     lossless = settings.method == "hvs-jnd" and settings.mode == "lossless"
+    from jndguard.core.attacks import post_scale
+
     check_region_memory(width, height, work, str(image.path or "this photo"), region_bytes=(
-        LOSSLESS_REGION_BYTES_PER_PIXEL if lossless else REGION_BYTES_PER_PIXEL))
+        LOSSLESS_REGION_BYTES_PER_PIXEL if lossless else REGION_BYTES_PER_PIXEL),
+        work_max_pixels=post_scale.WORK_MAX_PIXELS if post else None)
     yield PipelineStep("jnd", f"computing the JND map ({image.width}×{image.height})", n_faces=n)
     tick = time.perf_counter()
     from jndguard.core.jnd.regions import jnd_regions
@@ -417,7 +420,13 @@ def protect_steps(image: LoadedImage, settings: ProtectionSettings, recogniser=N
             raise JNDGuardError(f"unknown target {settings.target!r}; choose from {', '.join(names)}")
         target_emb = centroids[names.index(settings.target)].to(device)
     clean_embs = recogniser(face_crops(recogniser, pixels, faces)).detach()
-    x = [to_tensor(pixels[y0:y1, x0:x1], device) for x0, y0, x1, y1 in work]
+    if post:  # a face optimised at a working scale reads its own downscale (post_scale)
+        from jndguard.core.attacks.post_scale import work_scale
+
+        x = [to_tensor(pixels[y0:y1, x0:x1], device) if work_scale((x0, y0, x1, y1)) == 1.0 else None
+             for x0, y0, x1, y1 in work]
+    else:
+        x = [to_tensor(pixels[y0:y1, x0:x1], device) for x0, y0, x1, y1 in work]
     method = build_method(settings)
     if post:
         result = yield from _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal,
@@ -520,6 +529,9 @@ def _window_jnd(window, work, jnd) -> torch.Tensor:
     count in any figure (over J, excess: ``|ΔX| > J`` is false where ``ΔX = 0``), and they all
     lie inside the regions, so the rest of the window keeps 0."""
     x0, y0, x1, y1 = window
+    for (a0, b0, a1, b1), j in zip(work, jnd):  # inside one region's map: a view of it
+        if a0 <= x0 and b0 <= y0 and x1 <= a1 and y1 <= b1 and j.device.type == "cpu":
+            return j[:, :, y0 - b0:y1 - b0, x0 - a0:x1 - a0]
     out = torch.zeros((1, 3, y1 - y0, x1 - x0), dtype=torch.float32)
     for (a0, b0, a1, b1), j in zip(work, jnd):
         ix0, iy0, ix1, iy1 = max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1)
@@ -644,6 +656,25 @@ def _impersonation_refs(recognisers, target: str):
     return targets, others
 
 
+def _work_copy(pixels, settings, context, face, x, jnd, device):
+    """``(WorkScale, x, J)`` of a face for post mode: its
+    :class:`~jndguard.core.attacks.post_scale.WorkScale`, working copy and the copy's J when its
+    context region is too large to optimise at full resolution; else ``(None, x, jnd)``."""
+    from jndguard.core.attacks.post_problem import CHANGE_MARGIN, region_of
+    from jndguard.core.attacks.post_scale import WorkScale, work_scale
+    from jndguard.core.jnd.regions import jnd_regions
+
+    if work_scale(context) == 1.0:
+        return None, x, jnd
+    h, w = pixels.shape[:2]
+    rgb = settings.jnd_color != "ycbcr"  # the Y/Cb/Cr budget is left to the loss (hvs_jnd)
+    ws = WorkScale.build(pixels, context, region_of(face.box, CHANGE_MARGIN, w, h), jnd,
+                         settings.budget if rgb else 255.0)
+    small_jnd, _ = jnd_regions(ws.small, [(0, 0, ws.small.shape[1], ws.small.shape[0])], settings.jnd_model,
+                               settings.jnd_color, settings.jnd_strength, device)
+    return ws, to_tensor(ws.small, device), small_jnd[0]
+
+
 def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, clean_embs, target_emb,
                 check_stop, t0, device, timings, lap, full_metrics, notes, mean_jnd
                 ) -> Generator[PipelineStep, None, ProtectionResult]:
@@ -671,6 +702,11 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
 
         target_photos = dataset_dir(getattr(recogniser, "home", None)) / "train" / settings.target
     matrix = quick_matrix(image.pixels, faces, recognisers, target_photos) if n else None
+    # faces too large for full resolution: their working copy, its J (post_scale)
+    scaled, work_x, work_jnd = [None] * n, list(x), list(jnd)
+    for i in range(n):
+        scaled[i], work_x[i], work_jnd[i] = _work_copy(image.pixels, settings, work[i], faces[i], x[i],
+                                                       jnd[i], device)
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
     per_face: list[dict] = [{} for _ in faces]
@@ -682,11 +718,12 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
         for i in pending:
             tf = time.perf_counter()
             problem, region = make_post_problem(
-                x[i], jnd[i], image.pixels, faces[i], recognisers, goal, eot, lambda: current["pixels"],
+                work_x[i], work_jnd[i], image.pixels, faces[i], recognisers, goal, eot,
+                lambda: current["pixels"],
                 settings.stop_margin, settings.stop_margin + POST_TRAIN_EXTRA,
                 torch.Generator().manual_seed(settings.seed * 1000 + i * 10 + round_), targets, others,
                 "ycbcr" if settings.jnd_color == "ycbcr" else "rgb", matrix, i, decoys,
-                origin=work[i][:2])
+                origin=work[i][:2], scaled=scaled[i])
             regions[i] = region
             setup = time.perf_counter() - tf
             gen = method.iterate(problem, inits[i])
@@ -706,7 +743,8 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
             finally:
                 gen.close()
             x0, y0, x1, y1 = region
-            current["pixels"][y0:y1, x0:x1] = to_uint8(result.adversarial)
+            current["pixels"][y0:y1, x0:x1] = (to_uint8(result.adversarial) if scaled[i] is None
+                                               else scaled[i].lift(result.adversarial))
             inits[i] = (result.adversarial - problem.clean).detach()
             verdicts[i] = result.verdict
             prev = per_face[i]
@@ -720,6 +758,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
                 "rounds": round_, "beta": result.beta, "attempts": result.attempts,
                 "optimiser_success": result.success, "notes": result.notes,
                 "recognisers": [r.name for r in recognisers],
+                "work_scale": 1.0 if scaled[i] is None else round(min(scaled[i].factors), 4),
                 "quick_matrix": {"success": result.verdict.success, "cells": result.verdict.cells,
                                  "failed": result.verdict.failed, "worst": result.verdict.worst,
                                  "worst_cells": result.verdict.details[:5]},

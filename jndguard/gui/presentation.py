@@ -94,8 +94,14 @@ def compose_frame(
     original: np.ndarray, current: np.ndarray, perturbation: np.ndarray, box: tuple[int, int, int, int]
 ) -> np.ndarray:
     """``current`` with the region ``box`` replaced by ``original`` + the region's current
-    perturbation (8-bit levels), as uint8 (earlier faces keep what they had)."""
+    perturbation (8-bit levels), as uint8 (earlier faces keep what they had). A perturbation
+    of another size (a face optimised at a working scale) is resized to the region."""
     x0, y0, x1, y1 = box
+    if perturbation.shape[:2] != (y1 - y0, x1 - x0):
+        import cv2
+
+        perturbation = cv2.resize(np.ascontiguousarray(perturbation, dtype=np.float32), (x1 - x0, y1 - y0),
+                                  interpolation=cv2.INTER_LINEAR)
     out = current.copy()
     region = original[y0:y1, x0:x1].astype(np.float32) + perturbation[: y1 - y0, : x1 - x0]
     out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, 255).astype(np.uint8)

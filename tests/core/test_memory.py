@@ -50,3 +50,17 @@ def test_face_regions_count_the_largest_once_and_keep_the_others():
 def test_available_memory_is_measured():
     avail = available_memory()
     assert avail is None or avail > 0
+
+
+def test_a_region_over_the_working_cap_counts_the_cap_and_its_full_resolution_copies():
+    from jndguard.core.memory import SCALED_BYTES_PER_PIXEL
+
+    regions = [(0, 0, 4000, 6000)]  # a face filling a 24 MP photo
+    need = protect_memory_needed(4000, 6000, regions, work_max_pixels=1_000_000)
+    assert need == int(PROTECT_BASE_BYTES + PHOTO_BYTES_PER_PIXEL * 24e6 + REGION_BYTES_PER_PIXEL * 1e6
+                       + SCALED_BYTES_PER_PIXEL * 24e6)
+    assert need < 4 * 2**30 - 0.86 * 2**30  # the 4 GB budget, the models (0.86 GiB) included
+    assert protect_memory_needed(4000, 6000, regions) > 20 * 2**30  # at full resolution: ~25 GB
+    small = [(0, 0, 500, 500)]  # under the cap: unchanged
+    assert protect_memory_needed(4000, 6000, small, work_max_pixels=1_000_000) == protect_memory_needed(
+        4000, 6000, small)

@@ -295,3 +295,28 @@ def test_region_report_is_the_region_of_quality_report() -> None:
     jnd = torch.full_like(x, 2 / 255)
     assert region_report(x, y, jnd, (20, 30, 190, 200)) == quality_report(
         x, y, jnd=jnd, region=(20, 30, 190, 200))["region"]
+
+
+def test_large_images_are_measured_in_bands_with_the_same_figures(monkeypatch):
+    """SSIM, PSNR and the protection figures of a large image are computed band by band
+    (bounded memory); the figures equal the whole-image computation."""
+    import torch
+
+    from jndguard.core.metrics import protection, quality
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 97, 61, generator=g)
+    y = (x + 0.03 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    jnd = torch.full((1, 3, 97, 61), 4 / 255)
+    whole = (quality.ssim(x, y), quality.psnr(x, y), protection.over_jnd(protection.level_change(x, y), jnd),
+             protection.channel_energy(protection.level_change(x, y))[0])
+    monkeypatch.setattr(quality, "SSIM_BAND_PIXELS", 61 * 7)  # 7-row bands
+    change = protection.level_change(x, y)
+    banded = (quality.ssim(x, y), quality.psnr(x, y), protection.over_jnd(change, jnd),
+              protection.channel_energy(change)[0])
+    assert len(quality.row_bands(97, 61)) == 14
+    assert torch.allclose(whole[0], banded[0], atol=1e-6) and torch.allclose(whole[1], banded[1], atol=1e-4)
+    assert torch.allclose(quality.ssim_map(x, y).mean(), banded[0][0], atol=1e-6)
+    for k in ("count", "fraction", "max_excess", "mean_jnd", "fraction_per_channel"):
+        assert torch.allclose(whole[2][k].double(), banded[2][k].double(), atol=1e-6), k
+    assert torch.allclose(whole[3], banded[3])

@@ -153,6 +153,20 @@ class FaceGeometry:
                             None if self.dlib_points is None else np.asarray(self.dlib_points, float) - off,
                             move(self.hog_box))
 
+    def scaled(self, sx: float, sy: float, width: int, height: int) -> FaceGeometry:
+        """The same face in a ``width`` × ``height`` resize of the image (``sx``, ``sy``: new
+        size / old size per axis; pixel centres map as in an antialiased resize)."""
+        f = np.array([sx, sy])
+
+        def box(b):
+            return None if b is None else (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
+
+        def pts(p):
+            return None if p is None else (np.asarray(p, float) + 0.5) * f - 0.5
+
+        return FaceGeometry(box(self.box), pts(self.landmarks), width, height, pts(self.dlib_points),
+                            box(self.hog_box))
+
 
 # --- geometry -------------------------------------------------------------------------------
 def invert_affine(m: np.ndarray) -> np.ndarray:

@@ -119,8 +119,9 @@ class MatrixQuickCheck:
 
     def __init__(self, matrix, protected: Callable[[], np.ndarray], face_index: int,
                  change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal,
-                 margin: float) -> None:
+                 margin: float, lift: Callable[[torch.Tensor], np.ndarray] | None = None) -> None:
         self.matrix = matrix
+        self.lift = lift
         self.margin = margin
         self.protected = protected
         self.face_index = face_index
@@ -131,12 +132,15 @@ class MatrixQuickCheck:
         self.local = face_index if self.window is None else matrix.local_index(face_index)
 
     def photo_with(self, region: torch.Tensor) -> np.ndarray:
-        """The photo (its window, with a window matrix) with the candidate region pasted in."""
+        """The photo (its window, with a window matrix) with the candidate region pasted in
+        (through ``lift`` for a face optimised at a working scale:
+        :class:`~jndguard.core.attacks.post_scale.WorkScale`)."""
         wx0, wy0, wx1, wy1 = self.window or (0, 0, None, None)
         pixels = self.protected()[wy0:wy1, wx0:wx1].copy()
         x0, y0, x1, y1 = self.change_abs
         pixels[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = (
-            region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy())
+            self.lift(region) if self.lift is not None
+            else region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy())
         return pixels
 
     @torch.no_grad()
@@ -204,31 +208,43 @@ def make_post_problem(x: torch.Tensor, jnd: torch.Tensor, clean_pixels: np.ndarr
                       protected: Callable[[], np.ndarray], stop_margin: float, train_margin: float,
                       generator: torch.Generator, targets=None, others=None,
                       jnd_space: str = "rgb", matrix=None, face_index: int = 0, decoys=None,
-                      origin: tuple[int, int] = (0, 0),
+                      origin: tuple[int, int] = (0, 0), scaled=None,
                       ) -> tuple[PostProblem, tuple[int, int, int, int]]:
     """The :class:`PostProblem` of one face and its changing region in photo coordinates;
     ``matrix`` (from :func:`quick_matrix`; built here for this face when None) judges success.
     ``x`` and ``jnd`` cover the photo from ``origin`` on (the whole photo, or a region of it
-    holding the face's context region)."""
+    holding the face's context region). With ``scaled``
+    (:class:`~jndguard.core.attacks.post_scale.WorkScale`), ``x`` and ``jnd`` are the face's
+    working copy of its context region and the problem lives at that scale; the stopping check
+    judges the lifted full-resolution region."""
     h, w = clean_pixels.shape[:2]
     change = region_of(face.box, CHANGE_MARGIN, w, h)
     context = region_of(face.box, CONTEXT_MARGIN, w, h)
     cx0, cy0, cx1, cy1 = context
-    ox, oy = origin
-    ctx = x[:, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
     geom = geometry_of(face, clean_pixels, (cx0, cy0))
+    f = 1.0
+    if scaled is None:
+        ox, oy = origin
+        ctx = x[:, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
+        x0, y0, x1, y1 = change
+        local = (x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0)
+        jnd_change = jnd[:, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    else:
+        ctx, local = x, scaled.change_small
+        jnd_change = jnd[:, :, local[1]:local[3], local[0]:local[2]]
+        sx, sy = scaled.factors
+        geom = geom.scaled(sx, sy, round(geom.width * sx), round(geom.height * sy))
+        f = (sx + sy) / 2
     views = make_views(recognisers, ctx, geom, eot, goal, targets, others, decoys)
     if matrix is None:
         matrix, face_index = quick_matrix(clean_pixels, [face], recognisers), 0
     if isinstance(matrix, FaceMatrices):
         matrix = matrix[face_index]
     judge = MatrixQuickCheck(matrix, protected, face_index, change, [r.name for r in recognisers], goal,
-                             stop_margin)
-    x0, y0, x1, y1 = change
+                             stop_margin, None if scaled is None else scaled.lift)
     problem = PostProblem(
-        context=ctx, change=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),
-        jnd=jnd[:, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox], geometry=geom, views=views, eot=eot, judge=judge,
+        context=ctx, change=local, jnd=jnd_change, geometry=geom, views=views, eot=eot, judge=judge,
         goal=goal,
         train_margin=train_margin, stop_margin=stop_margin, generator=generator, jnd_space=jnd_space,
-        long_edge=float(max(h, w)), face_side=float(max(face.width, face.height)))
+        long_edge=float(max(h, w)) * f, face_side=float(max(face.width, face.height)) * f)
     return problem, change

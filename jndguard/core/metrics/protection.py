@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from jndguard.core.metrics.quality import row_bands
 from jndguard.errors import ShapeError
 
 CHANNELS = ("r", "g", "b")
@@ -38,9 +39,12 @@ def level_change(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if x.shape != y.shape:
         raise ShapeError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
     with torch.inference_mode():
-        qx = x.detach().clamp(0, 1).mul(255).round().to(torch.int16)
-        qy = y.detach().clamp(0, 1).mul(255).round().to(torch.int16)
-        return qy - qx
+        out = torch.empty(x.shape, dtype=torch.int16, device=x.device)
+        for rows in row_bands(x.shape[-2], x.shape[-1]):  # large images: small float temporaries
+            qx = x[..., rows, :].detach().clamp(0, 1).mul_(255).round_().to(torch.int16)
+            qy = y[..., rows, :].detach().clamp(0, 1).mul_(255).round_().to(torch.int16)
+            out[..., rows, :] = qy - qx
+        return out
 
 
 def _check_jnd(jnd: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -83,16 +87,24 @@ def over_jnd(change: torch.Tensor, jnd: torch.Tensor) -> dict[str, torch.Tensor]
         - jnd: (B, 3, H, W) or (B, 1, H, W)
     """
     with torch.inference_mode():
-        j = _check_jnd(jnd, change).float() * 255.0
-        excess = change.abs().float() - j
-        over = excess > 0
-        b = change.shape[0]
+        jnd = _check_jnd(jnd, change)
+        b, c = change.shape[:2]
+        count = torch.zeros((b, c), dtype=torch.int64, device=change.device)
+        excess_max = torch.zeros(b, device=change.device)
+        j_sum = torch.zeros(b, dtype=torch.float64, device=change.device)
+        for rows in row_bands(change.shape[-2], change.shape[-1]):  # large images: band by band
+            j = jnd[..., rows, :].float() * 255.0
+            excess = change[..., rows, :].abs().float() - j
+            count += (excess > 0).flatten(2).sum(dim=2)
+            excess_max = torch.maximum(excess_max, excess.clamp(min=0).reshape(b, -1).amax(dim=1))
+            j_sum += j.double().reshape(b, -1).sum(dim=1)
+        n = change[0, 0].numel()
         return {
-            "fraction": over.flatten(1).float().mean(dim=1),
-            "count": over.flatten(1).sum(dim=1),
-            "fraction_per_channel": over.flatten(2).float().mean(dim=2),
-            "max_excess": excess.clamp(min=0).reshape(b, -1).amax(dim=1),
-            "mean_jnd": j.reshape(b, -1).mean(dim=1),
+            "fraction": count.sum(dim=1).float() / (c * n),
+            "count": count.sum(dim=1),
+            "fraction_per_channel": count.float() / n,
+            "max_excess": excess_max,
+            "mean_jnd": (j_sum / (c * n)).float(),
         }
 
 
@@ -112,7 +124,10 @@ def channel_energy(change: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     with torch.inference_mode():
         dt = torch.float32 if change.device.type == "mps" else torch.float64
-        energy = change.to(dt).square().flatten(2).mean(dim=2)
+        energy = torch.zeros(change.shape[:2], dtype=dt, device=change.device)
+        for rows in row_bands(change.shape[-2], change.shape[-1]):  # large images: band by band
+            energy += change[..., rows, :].to(dt).square().flatten(2).sum(dim=2)
+        energy /= change[0, 0].numel()
         total = energy.sum(dim=1, keepdim=True)
         share = torch.where(total > 0, energy / total.clamp(min=1e-12), torch.zeros_like(energy))
         return energy, share

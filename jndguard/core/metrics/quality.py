@@ -35,6 +35,9 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+#: pixels (window positions) per band of rows of :func:`ssim`, :func:`psnr` and the protection
+#: figures on large images (memory: about 100 bytes each for SSIM)
+SSIM_BAND_PIXELS = 2_000_000
 
 #: Smallest image side (pixels, both height and width) each metric accepts.
 MIN_SIDE: dict[str, int] = {
@@ -105,8 +108,19 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     check_pair(x, y, "psnr")
     with torch.inference_mode():
         dt = _work_dtype(x)
-        mse = (x.to(dt) - y.to(dt)).square().flatten(1).mean(dim=1)
+        sse = torch.zeros(x.shape[0], dtype=dt, device=x.device)
+        for rows in row_bands(x.shape[-2], x.shape[-1]):  # large images: bounded memory
+            sse += (x[..., rows, :].to(dt) - y[..., rows, :].to(dt)).square().flatten(1).sum(dim=1)
+        mse = sse / x[0].numel()
         return (10.0 * torch.log10(1.0 / mse)).float()
+
+
+def row_bands(height: int, width: int, pixels: int | None = None) -> list[slice]:
+    """Slices of rows of an image covering at most ``pixels`` (default
+    :data:`SSIM_BAND_PIXELS`) each: the figures that are sums over pixels are computed band by
+    band on large images, so their float temporaries stay small."""
+    rows = max(1, (pixels or SSIM_BAND_PIXELS) // max(1, width))
+    return [slice(r, min(height, r + rows)) for r in range(0, max(1, height), rows)]
 
 
 def _gaussian_1d(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -115,7 +129,7 @@ def _gaussian_1d(size: int, sigma: float, dtype: torch.dtype, device: torch.devi
     return g / g.sum()
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def ssim_map(x: torch.Tensor, y: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
     """The SSIM map over all fully-contained 11×11 windows (pinned definition, see module).
 
     Args:
@@ -141,7 +155,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # Moments of the inputs shifted by the reference's channel means: covariances are
         # shift-invariant and the shift keeps float32 cancellation in E[x²] − μ² small
         # (agrees with scikit-image's float64 result to about 1e-6).
-        shift = x.mean(dim=(2, 3), keepdim=True)
+        shift = x.mean(dim=(2, 3), keepdim=True) if shift is None else shift.to(x)
         xs = x - shift
         ys = y - shift
         g = _gaussian_1d(SSIM_WINDOW, SSIM_SIGMA, x.dtype, x.device)
@@ -197,8 +211,25 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     References:
         Wang et al., IEEE TIP 13(4), 2004; scikit-image ``structural_similarity``.
+
+    A large image is measured in bands of rows (overlapping by the window, so every window
+    position is counted once): the same mean, without the map's five moment planes of the
+    whole image in memory at once.
     """
-    return ssim_map(x, y).flatten(1).mean(dim=1)
+    check_pair(x, y, "ssim")
+    h, w = x.shape[-2:]
+    win = SSIM_WINDOW - 1
+    rows = max(1, SSIM_BAND_PIXELS // max(1, w))
+    if h - win <= rows:
+        return ssim_map(x, y).flatten(1).mean(dim=1)
+    with torch.inference_mode():
+        shift = x.float().mean(dim=(2, 3), keepdim=True)
+        total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+        for r0 in range(0, h - win, rows):
+            r1 = min(h - win, r0 + rows)
+            band = ssim_map(x[..., r0:r1 + win, :], y[..., r0:r1 + win, :], shift)
+            total += band.double().flatten(1).sum(dim=1)
+        return (total / (x.shape[1] * (h - win) * (w - win))).float()
 
 
 def _piq(name: str, metric: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

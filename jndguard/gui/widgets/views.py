@@ -197,14 +197,17 @@ class ImagePane(QGraphicsView):
         if self.fitted:
             self.fit()
 
-    def set_overlay(self, image: QImage | None, pos: tuple[int, int] = (0, 0)) -> None:
-        """A picture drawn over part of the main one (the live perturbation preview)."""
+    def set_overlay(self, image: QImage | None, pos: tuple[int, int] = (0, 0),
+                    width: int | None = None) -> None:
+        """A picture drawn over part of the main one (the live perturbation preview), stretched
+        to ``width`` pixels of the main picture when given (a face optimised at a working scale)."""
         self._content_version += 1
         if image is None:
             self.overlay_item.setPixmap(QPixmap())
             return
         self.overlay_item.setPixmap(QPixmap.fromImage(image))
         self.overlay_item.setPos(pos[0], pos[1])
+        self.overlay_item.setScale(width / image.width() if width and image.width() else 1.0)
 
     def set_faces(
         self,
@@ -798,8 +801,8 @@ class ViewsPanel(QWidget):
                 grey = QPixmap(1, 1)
                 grey.fill(QColor(128, 128, 128))
                 pf.pane.set_image(grey, extent=self._original.size())
-        x0, y0 = step.preview_box[0], step.preview_box[1]
-        pf.pane.set_overlay(_qimage(step.preview_image, step.preview_rgb), (x0, y0))
+        x0, y0, x1 = step.preview_box[0], step.preview_box[1], step.preview_box[2]
+        pf.pane.set_overlay(_qimage(step.preview_image, step.preview_rgb), (x0, y0), x1 - x0)
         pf.info.setText(f"live · it. {step.iteration} · ×{step.amplification}")
 
     def end_live(self) -> None:
