@@ -681,6 +681,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
     """Post mode: every face optimised against every white-box recogniser over the threat
     distribution; success = every quick-matrix cell passes on real encodes (docs/design.md §4–5).
     ``x`` and ``jnd``: each face's context region ``work`` of the photo and of J."""
+    from jndguard.core.attacks import post_scale
     from jndguard.core.attacks.post_eot import PostEOT
     from jndguard.core.attacks.post_problem import make_post_problem, quick_matrix
     from jndguard.core.methods import POST_TRAIN_EXTRA
@@ -707,6 +708,12 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
     for i in range(n):
         scaled[i], work_x[i], work_jnd[i] = _work_copy(image.pixels, settings, work[i], faces[i], x[i],
                                                        jnd[i], device)
+        if scaled[i] is not None:
+            x0, y0, x1, y1 = work[i]
+            notes.append(f"face {i + 1}: optimised at {min(scaled[i].factors):.0%} of full resolution "
+                         f"(its surroundings are {(x1 - x0) * (y1 - y0) / 1e6:.1f} MP; post mode works on "
+                         f"at most {post_scale.WORK_MAX_PIXELS / 1e6:g} MP per face), then carried back "
+                         "within the full-resolution JND budget")
     current = {"pixels": image.pixels.copy()}
     lap("setup")  # the other recognisers, impersonation references, the quick matrix's clean side
     per_face: list[dict] = [{} for _ in faces]

@@ -165,3 +165,30 @@ def test_decoy_pulls_views_toward_the_decoy_identity():
     assert float((-g * decoy).sum()) > 0  # descending the loss raises cos(view, decoy)
     plain, _ = paired_loss(RecogniserViews(rec, specs, refs), e, idx, margin=0.5)
     assert float(loss.detach()) > float(plain.detach())
+
+
+def test_webp_views_are_the_real_codec_forward_and_the_identity_backward():
+    """WebP has no differentiable model: the EOT's WebP encodings are Pillow's WebP in the
+    forward pass (so the loss sees what the codec leaves) and pass the gradient straight through."""
+    import io
+
+    from PIL import Image
+
+    from jndguard.core.attacks.post_eot import PostEOT, encode, sample_encodings
+
+    g = torch.Generator().manual_seed(0)
+    # inside (0, 1): the clamp before the codec has no gradient at the ends
+    x = torch.rand(1, 3, 48, 64, generator=g).mul(253).add(1).round().div(255).requires_grad_(True)
+    y = encode(x, 1.0, 80.0, "webp")
+    buf = io.BytesIO()
+    Image.fromarray((x.detach()[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(
+        buf, "WEBP", quality=80, method=4)
+    ref = torch.from_numpy(np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal((y.detach()[0] * 255).round().byte(), ref)
+    assert not torch.equal(ref, (x.detach()[0] * 255).round().byte())  # lossy: it did change
+    (y * torch.arange(64.0)).sum().backward()
+    assert torch.allclose(x.grad, torch.arange(64.0).expand_as(x))
+    encs = sample_encodings(PostEOT(encodings=400), torch.Generator().manual_seed(1))
+    codecs = [e.codec for e in encs if e.quality is not None]
+    assert 0.15 < codecs.count("webp") / len(codecs) < 0.35  # p_webp of the lossy encodings
+    assert any(e.label.startswith("webp") for e in encs)

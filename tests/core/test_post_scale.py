@@ -86,6 +86,7 @@ def test_post_mode_optimises_a_large_face_at_a_working_scale(celeb_dir, recognis
     res = protect(photo, ProtectionSettings(white_box=(), max_iterations=12), recogniser)
     f = res.per_face[0]
     assert 0.3 < f["work_scale"] < 0.9
+    assert any("of full resolution" in n for n in res.notes)  # the user is told
     x0, y0, x1, y1 = f["region"]
     d = res.protected.astype(int) - photo.pixels
     outside = np.ones(d.shape[:2], bool)
@@ -95,4 +96,4 @@ def test_post_mode_optimises_a_large_face_at_a_working_scale(celeb_dir, recognis
     face = res.faces[0]
     x, z = photo.tensor(), torch.from_numpy(res.protected.copy()).permute(2, 0, 1)[None].float() / 255
     sim = float(recogniser(crop_resize(z, [face.box]))[0] @ recogniser(crop_resize(x, [face.box]))[0])
-    assert sim < 0.8, sim
+    assert sim < 0.9, sim  # the clean face through the same crop: 1.0

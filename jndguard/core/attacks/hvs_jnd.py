@@ -299,7 +299,7 @@ class HVSJND:
                 z = (x + p).clamp(0, 1)
                 z_ctx = x_ctx + F.pad(z - x, pad)
                 encs = sample_encodings(eot, gen, problem.long_edge, problem.face_side)
-                encoded = [encode(z_ctx, e.downscale, e.quality) for e in encs]
+                encoded = [encode(z_ctx, e.downscale, e.quality, e.codec) for e in encs]
                 adv = z.new_zeros(())
                 worst = -2.0  # largest (decisive similarity − stopping line) over the sampled views
                 per_rec, worst_view, passing = {}, "", 1.0

@@ -68,6 +68,9 @@ class PostEOT:
         landmark_jitter: standard deviation of landmark noise, fraction of the eye distance.
         p_file: share of encodings that are the file itself (no JPEG, no downscale).
         jpeg_quality: JPEG quality range of the differentiable codec.
+        p_webp: share of the lossy encodings that are WebP instead of JPEG (real WebP in the
+            forward pass, identity in the backward pass: :func:`webp_straight_through`).
+        webp_quality: WebP quality range.
         p_downscale: share of JPEG encodings that are downscaled first.
         site_long_edge: long edges photo sites resize to (a photo larger than the sampled
             edge is reduced to it first; docs/design.md §4: 1080 and 720 px).
@@ -89,6 +92,8 @@ class PostEOT:
     landmark_jitter: float = 0.03
     p_file: float = 0.2
     jpeg_quality: tuple[float, float] = (60.0, 95.0)
+    p_webp: float = 0.25
+    webp_quality: tuple[float, float] = (70.0, 90.0)
     p_downscale: float = 0.5
     site_long_edge: tuple[float, float] = (648.0, 1080.0)
     downscale: tuple[float, float] = (0.35, 1.0)
@@ -306,13 +311,36 @@ def warp_views(images: torch.Tensor, photo_from_out: torch.Tensor, size: int, an
     return F.avg_pool2d(out, k) if k > 1 else out
 
 
-def encode(image: torch.Tensor, downscale: float, quality: float | None) -> torch.Tensor:
+def webp_straight_through(image: torch.Tensor, quality: float) -> torch.Tensor:
+    """``(1, 3, H, W)`` through Pillow's lossy WebP at ``quality`` in the forward pass and the
+    identity in the backward pass (BPDA: Athalye, Carlini & Wagner, "Obfuscated Gradients Give
+    a False Sense of Security", ICML 2018). There is no differentiable WebP; the loss still sees
+    what the real codec leaves of the perturbation, and the gradient is taken at that point."""
+    import io
+
+    from PIL import Image
+
+    with torch.no_grad():
+        arr = image[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "WEBP", quality=round(quality), method=4)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            out = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None]
+        out = out.to(image).div(255)
+    return image + (out - image).detach()
+
+
+def encode(image: torch.Tensor, downscale: float, quality: float | None, codec: str = "jpeg") -> torch.Tensor:
     """Differentiable re-encoding of ``(1, 3, H, W)``: antialiased downscale, then kornia's
-    differentiable JPEG (4:2:0) at ``quality``; ``None`` = no JPEG."""
+    differentiable JPEG (4:2:0) at ``quality`` (``codec="webp"``: :func:`webp_straight_through`);
+    ``None`` = no re-encoding."""
     x = image
     if downscale < 0.999:
         x = F.interpolate(x, scale_factor=downscale, mode="bilinear", antialias=True,
                           align_corners=False, recompute_scale_factor=False)
+    if quality is not None and codec == "webp":
+        return webp_straight_through(x.clamp(0, 1), quality)
     if quality is not None:
         from kornia.enhance import jpeg_codec_differentiable
 
@@ -324,22 +352,24 @@ def encode(image: torch.Tensor, downscale: float, quality: float | None) -> torc
 class Encoding:
     downscale: float
     quality: float | None
+    codec: str = "jpeg"
 
     @property
     def label(self) -> str:
-        q = "file" if self.quality is None else f"jpeg{round(self.quality)}"
+        q = "file" if self.quality is None else f"{self.codec}{round(self.quality)}"
         return q if self.downscale >= 0.999 else f"x{self.downscale:.2f}+{q}"
 
 
 def sample_encodings(eot: PostEOT, gen: torch.Generator, long_edge: float = 0.0,
                      face_side: float = 0.0) -> list[Encoding]:
     """``eot.encodings`` random encodings of a photo whose long edge is ``long_edge`` pixels
-    with a face of ``face_side`` pixels: the file itself, or JPEG at a random quality, after
+    with a face of ``face_side`` pixels: the file itself, or JPEG (WebP with probability
+    ``p_webp``) at a random quality, after
     (with probability ``p_downscale``) a site resize to a random long edge and a further
     downscale that keeps the face at least ``min_face_px`` pixels."""
     out = []
     for _ in range(eot.encodings):
-        r = torch.rand(5, generator=gen).tolist()
+        r = torch.rand(6, generator=gen).tolist()
         if r[0] < eot.p_file:
             out.append(Encoding(1.0, None))
             continue
@@ -352,7 +382,11 @@ def sample_encodings(eot: PostEOT, gen: torch.Generator, long_edge: float = 0.0,
             lo = max(eot.downscale[0], min(1.0, eot.min_face_px / face)) if face > 0 else 1.0
             hi = eot.downscale[1]
             f *= lo + (hi - lo) * r[3] if lo < hi else 1.0
-        out.append(Encoding(f, qlo + (qhi - qlo) * r[4]))
+        if r[5] < eot.p_webp:
+            wlo, whi = eot.webp_quality
+            out.append(Encoding(f, wlo + (whi - wlo) * r[4], "webp"))
+        else:
+            out.append(Encoding(f, qlo + (qhi - qlo) * r[4]))
     return out
 
 

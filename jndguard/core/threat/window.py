@@ -6,9 +6,12 @@ several 70–100 MB copies per check). A protection changes only its face region
 :class:`WindowMatrix` reads a window around the face instead and reproduces what the whole
 photo's :class:`~jndguard.core.threat.matrix.ThreatMatrix` finds there:
 
-- JPEG and WebP code 16×16 blocks independently; the window's origin is on the photo's
+- JPEG codes 16×16 blocks (MCUs) independently; the window's origin is on the photo's
   16-pixel grid, so its blocks are the photo's blocks and decode alike (all but the window's
-  edges: block padding, chroma upsampling).
+  edges: block padding, chroma upsampling). WebP does not: VP8 predicts each block from its
+  neighbours and picks its segment quantisers from the whole image (a window's ``webp80``
+  cell measured 0.02 off the whole photo's in cosine), which is one reason the quick matrix
+  has no WebP cell; post mode's EOT has WebP views instead (post_eot).
 - The detectors do not see the window alone. MTCNN runs on the photo downscaled to a 1600 px
   long side, and its boxes move by pixels when the image around a face changes (measured: 9
   photo pixels on a 180 px face when only a window of a 6000 × 4000 photo is detected). So the
