@@ -89,6 +89,22 @@ def test_a_display_copy_is_stretched_over_the_photo(qtbot):
     assert pane.detail(QRectF(4, 4, 8, 8), 16).toImage().pixelColor(8, 8).getRgb()[:3] == (0, 0, 0)
 
 
+def test_a_working_scale_preview_covers_its_face_region(qtbot):
+    """The live preview of a face optimised at a working scale is smaller than its region: it
+    is stretched over the region's pixels of the photo."""
+    from PySide6.QtCore import QRectF
+
+    from jndguard.gui.widgets.views import ImagePane
+
+    pane = ImagePane("perturbation")
+    qtbot.addWidget(pane)
+    pane.set_image(tasks.imaging.to_qimage(np.zeros((80, 40, 3), np.uint8)))
+    pane.set_overlay(tasks.imaging.to_qimage(np.full((10, 5, 3), 90, np.uint8)), (8, 16), 20)
+    assert pane.overlay_item.sceneBoundingRect() == QRectF(8, 16, 20, 40)
+    pane.set_overlay(tasks.imaging.to_qimage(np.full((10, 5, 3), 90, np.uint8)), (8, 16))
+    assert pane.overlay_item.sceneBoundingRect() == QRectF(8, 16, 5, 10)
+
+
 def test_the_app_detects_faces_in_the_helper_process(kodak_dir, tmp_path, qapp):
     """The window's detection runs in the helper process (MTCNN's Python stages would hold
     the GUI process's GIL for seconds on a 12 MP photo): same faces as detecting here."""

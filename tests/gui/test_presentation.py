@@ -114,6 +114,9 @@ def test_compose_frame_adds_the_region_perturbation():
     out = compose_frame(original, current, pert, (1, 2, 4, 4))
     assert out[2:4, 1:4].min() == out[2:4, 1:4].max() == 103
     assert out[0, 0, 0] == 7 and out[5, 7, 0] == 100
+    # a face optimised at a working scale previews a smaller perturbation: stretched to the box
+    out = compose_frame(original, current, np.full((1, 2, 3), 2.6, np.float32), (1, 2, 5, 4))
+    assert out[2:4, 1:5].min() == out[2:4, 1:5].max() == 103
 
 
 def test_live_runs_go_through_the_helper_process_like_the_main_window(monkeypatch):
