@@ -85,3 +85,20 @@ def test_post_mode_impersonation_pulls_every_view_toward_the_target(celeb_dir, r
         after = float(recogniser(crop_resize(z, [expand_box(face.box, 0.2)]))[0] @ target)
         assert after > before + 0.1, (before, after)
     assert res.per_face[0]["quick_matrix"]["cells"] > 0
+
+
+def test_bench_post_mean_gap_is_the_relative_distance_past_the_line():
+    """``bench post``'s continuous figure: mean over a face's cells of (s − τ)/(1 − τ), cells
+    without a face left out, other faces and recognisers not mixed in."""
+    from types import SimpleNamespace as Cell
+
+    from jndguard.benchmarks.post import mean_gap
+
+    cells = [Cell(face=0, recogniser="a", similarity=0.6, threshold=0.2),   # +0.5
+             Cell(face=0, recogniser="a", similarity=0.2, threshold=0.2),   # 0
+             Cell(face=0, recogniser="a", similarity=None, threshold=0.2),  # no face: left out
+             Cell(face=1, recogniser="a", similarity=1.0, threshold=0.2),
+             Cell(face=0, recogniser="b", similarity=0.5, threshold=0.9)]   # −4
+    assert mean_gap(cells, "a") == pytest.approx(0.25)
+    assert mean_gap(cells, "b") == pytest.approx(-4.0)
+    assert mean_gap(cells, "c") is None
