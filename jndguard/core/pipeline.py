@@ -750,8 +750,7 @@ def _post_steps(image, settings, method, recogniser, x, jnd, work, faces, goal, 
             finally:
                 gen.close()
             x0, y0, x1, y1 = region
-            current["pixels"][y0:y1, x0:x1] = (to_uint8(result.adversarial) if scaled[i] is None
-                                               else scaled[i].lift(result.adversarial))
+            current["pixels"][y0:y1, x0:x1] = problem.judge.lift(result.adversarial)  # as it was judged
             inits[i] = (result.adversarial - problem.clean).detach()
             verdicts[i] = result.verdict
             prev = per_face[i]

@@ -316,18 +316,14 @@ def webp_straight_through(image: torch.Tensor, quality: float) -> torch.Tensor:
     identity in the backward pass (BPDA: Athalye, Carlini & Wagner, "Obfuscated Gradients Give
     a False Sense of Security", ICML 2018). There is no differentiable WebP; the loss still sees
     what the real codec leaves of the perturbation, and the gradient is taken at that point."""
-    import io
-
     from PIL import Image
 
+    from jndguard.core.imageio import to_uint8
+    from jndguard.core.threat.encodings import _roundtrip  # the threat matrix's own WebP
+
     with torch.no_grad():
-        arr = image[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, "WEBP", quality=round(quality), method=4)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            out = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None]
-        out = out.to(image).div(255)
+        coded = _roundtrip(Image.fromarray(to_uint8(image)), "WEBP", round(quality))
+        out = torch.from_numpy(coded.copy()).permute(2, 0, 1)[None].to(image).div(255)
     return image + (out - image).detach()
 
 

@@ -26,6 +26,7 @@ from jndguard.core.attacks.post_eot import (
 )
 from jndguard.core.attacks.problem import PostProblem, PostVerdict
 from jndguard.core.faces.crop import expand_box
+from jndguard.core.imageio import to_uint8
 
 CHANGE_MARGIN = 0.35
 CONTEXT_MARGIN = 0.6
@@ -121,7 +122,7 @@ class MatrixQuickCheck:
                  change_abs: tuple[int, int, int, int], names: Sequence[str], goal: Goal,
                  margin: float, lift: Callable[[torch.Tensor], np.ndarray] | None = None) -> None:
         self.matrix = matrix
-        self.lift = lift
+        self.lift = to_uint8 if lift is None else lift
         self.margin = margin
         self.protected = protected
         self.face_index = face_index
@@ -133,14 +134,12 @@ class MatrixQuickCheck:
 
     def photo_with(self, region: torch.Tensor) -> np.ndarray:
         """The photo (its window, with a window matrix) with the candidate region pasted in
-        (through ``lift`` for a face optimised at a working scale:
-        :class:`~jndguard.core.attacks.post_scale.WorkScale`)."""
+        through ``lift``: :func:`~jndguard.core.imageio.to_uint8`, or for a face optimised at a
+        working scale :meth:`~jndguard.core.attacks.post_scale.WorkScale.lift`."""
         wx0, wy0, wx1, wy1 = self.window or (0, 0, None, None)
         pixels = self.protected()[wy0:wy1, wx0:wx1].copy()
         x0, y0, x1, y1 = self.change_abs
-        pixels[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = (
-            self.lift(region) if self.lift is not None
-            else region[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy())
+        pixels[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = self.lift(region)
         return pixels
 
     @torch.no_grad()
