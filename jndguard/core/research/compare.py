@@ -149,7 +149,7 @@ def judge(photo: Path, original: np.ndarray, protected: np.ndarray, rec, tmp: st
     if person not in galleries:
         galleries[person] = person_gallery(photo, getattr(rec, "home", None))
     if recognisers is None:
-        recognisers, _ = default_recognisers([rec])
+        recognisers, _ = default_recognisers([rec], device=getattr(rec, "device", "cpu"))
     target = None
     if settings is not None and settings.goal == "impersonate":
         target = target_photos(settings.target, getattr(rec, "home", None))
