@@ -22,6 +22,8 @@ from jndguard.commands._output import emit_json, print_table
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", type=int, default=3, help="validation faces (one per person first)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, … (default auto: the GPU when there is one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", default="quick,full")
     parser.add_argument("--no-dlib", action="store_true")
@@ -42,6 +44,7 @@ def _faces(n: int):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from jndguard.core.device import resolve_device
     from jndguard.core.imageio import load_image
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import dataset_dir
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from jndguard.core.threat.recognisers import TorchEmbedder, default_recognisers
 
     torch.set_num_threads(args.threads)
-    rec = load_recogniser()
+    rec = load_recogniser(device=resolve_device(args.device))
     emb = TorchEmbedder(rec)
     crops = np.random.default_rng(0).integers(0, 256, (32, 160, 160, 3), dtype=np.uint8)
     emb.embed(crops)
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     unit = time.perf_counter() - t
     sets = [("facenet", [rec])]
     if not args.no_dlib:
-        both, _ = default_recognisers([rec])
+        both, _ = default_recognisers([rec], device=rec.device)
         if len(both) > 1:
             sets.append((" + ".join(r.name for r in both), both))
     photos = _faces(args.faces)

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="DIR",
                         help="only summarise the results.jsonl of these folders (e.g. parallel shards) "
                              "as Markdown: per config, then per face")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, … (default auto: the GPU when there is one)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -244,6 +246,7 @@ def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = N
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from jndguard.core.device import resolve_device
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
     from jndguard.core.pipeline import ProtectionSettings, white_box_recognisers
@@ -262,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    rec = load_recogniser()
+    rec = load_recogniser(device=resolve_device(args.device))
     photos = validation_photos(args.faces)[args.skip::args.every]
     configs = [json.loads(c) for c in args.config] or [{}]
     args.output.mkdir(parents=True, exist_ok=True)

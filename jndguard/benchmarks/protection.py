@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", choices=["quick", "full", "none"], default="full",
                         help="threat matrix the exported files are judged in (none: the "
                              "optimiser's own check only; faster)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, … (default auto: the GPU when there is one)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -40,12 +42,13 @@ def evaluate(config: dict, photos: list[Path], rec, matrix: str = "full",
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from jndguard.core.device import resolve_device
     from jndguard.core.models import load_recogniser
     from jndguard.core.models.store import validation_photos
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rec = load_recogniser()
+    rec = load_recogniser(device=resolve_device(args.device))
     photos = validation_photos(args.faces)
     configs = [json.loads(c) for c in args.config] or [{}]
     results = []
