@@ -3,7 +3,8 @@ with the same recogniser, judged in the threat matrix (docs/design.md §4, §8),
 (table.md/.csv/.tex) and the papers' Fig. 2 (figure.png).
 
 Resumable: each finished (method, photo) is appended to ``OUTDIR/results.jsonl``; a rerun
-skips those and writes the same tables (fixed seeds).
+skips those and writes the same tables (fixed seeds). ``--summarise DIR...`` writes the tables
+of folders run earlier (shards run side by side or on other machines) without running anything.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--summarise", nargs="+", type=Path, metavar="DIR",
+                   help="run nothing: write the tables of the results on record in these folders "
+                        "(e.g. shards of one comparison run side by side) to OUTPUT")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from jndguard.core.research.figure import write_comparison_figure
 
+    if args.summarise:
+        return _summarise(args)
     try:
         methods = parse_methods(args.methods)
     except ValueError as exc:
@@ -103,4 +109,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"tables: {', '.join(str(p) for p in paths.values())}")
         if fig:
             print(f"figure: {fig}")
+    return 0
+
+
+def _summarise(args: argparse.Namespace) -> int:
+    """``--summarise DIR...``: the tables of results on record, no model loaded."""
+    from jndguard.core.research.compare import RESULTS_FILE, summarise_folders, write_tables
+
+    missing = [str(d) for d in args.summarise if not (d / RESULTS_FILE).is_file()]
+    if missing:
+        raise JNDGuardError(f"compare --summarise: no {RESULTS_FILE} in {', '.join(missing)}")
+    results = summarise_folders(args.summarise)
+    paths = write_tables(results, args.output)
+    if args.json:
+        emit_json({"results": results, "tables": paths})
+    else:
+        print(paths["md"].read_text(encoding="utf-8"), end="")
+        print(f"tables: {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -16,9 +16,11 @@ from jndguard.core.research.figure import RED, comparison_figure, detail_box, wi
 ROWS = [
     {"photo": "a.jpg", "success": True, "psnr": 40.0, "ssim": 0.99, "iterations": 10,
      "seconds": 2.0, "over_jnd": 0.0, "matrix_protected": False, "matrix_share": 0.5,
+     "matrix_by_recogniser": {"f": 0.5, "d": 0.5},
      "failed_cells": ["f mtcnn m20 aa file original", "f mtcnn m30 aa file original"]},
     {"photo": "b.jpg", "success": False, "psnr": 42.0, "ssim": 0.97, "iterations": 30,
      "seconds": 4.0, "over_jnd": 0.1, "matrix_protected": False, "matrix_share": 0.25,
+     "matrix_by_recogniser": {"f": 0.25, "d": 0.25},
      "failed_cells": ["f mtcnn m20 aa file original"]},
 ]
 
@@ -35,6 +37,7 @@ def test_summary_matches_benchmark_format():
     s = C.summarise({}, ROWS)
     assert s["n"] == 2 and s["success"] == 0.5 and s["matrix_protected"] == 0.0
     assert s["matrix_share"] == 0.375
+    assert s["share_by_recogniser"] == {"d": 0.375, "f": 0.375}
     assert s["worst_cells"] == [("f mtcnn m20 aa file original", 2), ("f mtcnn m30 aa file original", 1)]
     assert s["psnr"] == "41.00±1.00" and s["ssim"] == "0.9800±0.0100"
     assert s["median_iterations"] == 20 and s["seconds_per_face"] == 3.0
@@ -42,32 +45,33 @@ def test_summary_matches_benchmark_format():
 
 def test_markdown_golden():
     assert C.to_markdown(_results()) == (
-        "| Method | Faces | Protected (every cell) | Mean share of cells | Own crop | PSNR (dB) | SSIM"
-        " | Iterations | s/face | Cells failed most often |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| hvs-jnd | 2 | 0% | 37.5% | 50% | 41.00±1.00 | 0.9800±0.0100 | 20 | 3.0 | f mtcnn m20 aa file"
-        " original (2/2); f mtcnn m30 aa file original (1/2) |\n"
-        "| L1_ori | 0 | – | – | – | – | – | – | – | – |\n")
+        "| Method | Faces | Protected (every cell) | Mean share of cells | Share per recogniser | Own crop"
+        " | PSNR (dB) | SSIM | Iterations | s/face | Cells failed most often |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| hvs-jnd | 2 | 0% | 37.5% | d 37.5%; f 37.5% | 50% | 41.00±1.00 | 0.9800±0.0100 | 20 | 3.0 |"
+        " f mtcnn m20 aa file original (2/2); f mtcnn m30 aa file original (1/2) |\n"
+        "| L1_ori | 0 | – | – | – | – | – | – | – | – | – |\n")
 
 
 def test_csv_golden():
     assert C.to_csv(_results()) == (
-        "Method,Faces,Protected (every cell),Mean share of cells,Own crop,PSNR (dB),SSIM,Iterations,"
-        "s/face,Cells failed most often\n"
-        "hvs-jnd,2,0%,37.5%,50%,41.00±1.00,0.9800±0.0100,20,3.0,f mtcnn m20 aa file original (2/2); "
-        "f mtcnn m30 aa file original (1/2)\n"
-        "L1_ori,0,–,–,–,–,–,–,–,–\n")
+        "Method,Faces,Protected (every cell),Mean share of cells,Share per recogniser,Own crop,PSNR (dB),"
+        "SSIM,Iterations,s/face,Cells failed most often\n"
+        "hvs-jnd,2,0%,37.5%,d 37.5%; f 37.5%,50%,41.00±1.00,0.9800±0.0100,20,3.0,f mtcnn m20 aa file "
+        "original (2/2); f mtcnn m30 aa file original (1/2)\n"
+        "L1_ori,0,–,–,–,–,–,–,–,–,–\n")
 
 
 def test_latex_golden():
     assert C.to_latex(_results()) == (
-        "\\begin{tabular}{lrrrrrrrrr}\n\\toprule\n"
-        "Method & Faces & Protected (every cell) & Mean share of cells & Own crop & PSNR (dB) & SSIM"
-        " & Iterations & s/face & Cells failed most often \\\\\n"
+        "\\begin{tabular}{lrrrrrrrrrr}\n\\toprule\n"
+        "Method & Faces & Protected (every cell) & Mean share of cells & Share per recogniser & Own crop"
+        " & PSNR (dB) & SSIM & Iterations & s/face & Cells failed most often \\\\\n"
         "\\midrule\n"
-        "hvs-jnd & 2 & 0\\% & 37.5\\% & 50\\% & 41.00$\\pm$1.00 & 0.9800$\\pm$0.0100 & 20 & 3.0 & "
+        "hvs-jnd & 2 & 0\\% & 37.5\\% & d 37.5\\%; f 37.5\\% & 50\\% & 41.00$\\pm$1.00 & "
+        "0.9800$\\pm$0.0100 & 20 & 3.0 & "
         "f mtcnn m20 aa file original (2/2); f mtcnn m30 aa file original (1/2) \\\\\n"
-        "L1\\_ori & 0 & -- & -- & -- & -- & -- & -- & -- & -- \\\\\n"
+        "L1\\_ori & 0 & -- & -- & -- & -- & -- & -- & -- & -- & -- \\\\\n"
         "\\bottomrule\n\\end{tabular}\n")
 
 
@@ -250,3 +254,33 @@ def test_validation_photos_are_the_benchmark_faces(model_home):
     photos = validation_photos(home=model_home)
     assert len(photos) == 25 and photos == sorted(photos)
     assert {p.parent.parent.name for p in photos} == {"val"} and len({p.parent.name for p in photos}) == 5
+
+
+def test_summarise_folders_merges_shards(tmp_path, photos):
+    """Shards of one comparison (one photo each, in two folders) summarise like one run; a
+    result recorded twice counts once; a dodging and an impersonation row of one method are
+    told apart by their goal."""
+    entries = C.method_entries(["bim", "hvs-jnd"])
+    whole, _ = _run(entries, photos, tmp_path / "whole", _stub([]))
+    _run(entries, photos[:1], tmp_path / "s0", _stub([]))
+    _run(entries, photos, tmp_path / "s1", _stub([]))  # overlaps s0 on the first photo
+    merged = C.summarise_folders([tmp_path / "s0", tmp_path / "s1"])
+    assert [s["label"] for s in merged] == ["bim", "hvs-jnd"]
+    assert _strip_seconds(C.to_markdown(merged)) == _strip_seconds(C.to_markdown(whole))
+    assert [s["n"] for s in merged] == [2, 2]
+
+    _run(C.method_entries(["bim"], goal="impersonate"), photos, tmp_path / "imp", _stub([]))
+    both = C.summarise_folders([tmp_path / "whole", tmp_path / "imp"])
+    assert [s["label"] for s in both] == ["bim (dodge)", "hvs-jnd", "bim (impersonate)"]
+
+
+def test_compare_cli_summarise_runs_nothing(tmp_path, photos, capsys):
+    from jndguard.cli import main
+
+    _run(C.method_entries(["bim"]), photos, tmp_path / "s0", _stub([]))
+    assert main(["compare", "--summarise", str(tmp_path / "s0"), "-o", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| Method |") and "| bim | 2 |" in out
+    assert (tmp_path / "t" / "table.tex").is_file()
+    assert main(["compare", "--summarise", str(tmp_path / "nowhere"), "-o", str(tmp_path / "t")]) != 0
+    assert "no results.jsonl in" in capsys.readouterr().err

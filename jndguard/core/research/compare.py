@@ -177,10 +177,15 @@ def summarise(config: dict, faces: list[dict]) -> dict:
         for c in r.get("failed_cells", []):
             failed[c] = failed.get(c, 0) + 1
     judged = [r for r in faces if "matrix_share" in r]
+    per_rec: dict[str, list[float]] = {}
+    for r in judged:
+        for name, share in (r.get("matrix_by_recogniser") or {}).items():
+            per_rec.setdefault(name, []).append(share)
     return {
         "config": config, "faces": faces, "n": n,
         "success": rate("success"), "matrix_protected": rate("matrix_protected"),
         "matrix_share": rate("matrix_share"),
+        "share_by_recogniser": {k: statistics.mean(v) for k, v in sorted(per_rec.items())},
         "worst_cells": sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))[:3],
         "matrix_faces": len(judged),
         "psnr": mean_sd(r["psnr"] for r in faces), "ssim": mean_sd((r["ssim"] for r in faces), 4),
@@ -341,6 +346,30 @@ def compare_steps(entries: list[Entry], photos: list[Path], rec, outdir: str | P
     return summaries(entries, photos, done)
 
 
+def summarise_folders(folders: Iterable[str | Path]) -> list[dict]:
+    """One summary per configuration from the ``results.jsonl`` of earlier runs, running nothing:
+    e.g. shards of one comparison run in several processes or on several machines. A result
+    recorded in more than one folder counts once (the last read wins); configurations keep the
+    order in which they are first met; two configurations under one label (a dodging and an
+    impersonation run of the same method) are told apart by their goal."""
+    done: dict[str, dict] = {}
+    for d in folders:
+        done.update(load_results(Path(d) / RESULTS_FILE))
+    groups: dict[str, tuple[str, dict, list[dict]]] = {}
+    for rec in done.values():
+        key = f"{rec['label']}\t{json.dumps(rec['config'], sort_keys=True)}"
+        label, config, rows = groups.setdefault(key, (rec["label"], rec["config"], []))
+        if rec.get("row") is not None:
+            rows.append(rec["row"])
+    labels = [label for label, _, _ in groups.values()]
+    out = []
+    for label, config, rows in groups.values():
+        s = summarise(config, rows)
+        s["label"] = label if labels.count(label) == 1 else f"{label} ({config.get('goal', 'dodge')})"
+        out.append(s)
+    return out
+
+
 def summaries(entries: list[Entry], photos: list[Path], done: dict[str, dict]) -> list[dict]:
     """One summary per entry from the recorded results, in entry and photo order."""
     out = []
@@ -359,8 +388,8 @@ def _safe(label: str) -> str:
 
 # --------------------------------------------------------------------------- tables
 
-COLUMNS = ["Method", "Faces", "Protected (every cell)", "Mean share of cells", "Own crop",
-           "PSNR (dB)", "SSIM", "Iterations", "s/face", "Cells failed most often"]
+COLUMNS = ["Method", "Faces", "Protected (every cell)", "Mean share of cells", "Share per recogniser",
+           "Own crop", "PSNR (dB)", "SSIM", "Iterations", "s/face", "Cells failed most often"]
 
 
 def _pct(v: float | None) -> str:
@@ -373,17 +402,19 @@ def _share(v: float | None) -> str:
 
 def table_rows(results: list[dict]) -> list[list[str]]:
     """Table cells (strings) per summary: the threat-matrix figures (share of faces protected
-    in every cell, mean share of cells passed, the cells failed on most faces), the optimiser's
-    own tight-crop check, PSNR and SSIM (four decimals: 0.99±0.00 says little), iterations and
-    seconds per face."""
+    in every cell, mean share of cells passed, overall and per recogniser, the cells failed on
+    most faces), the optimiser's own tight-crop check, PSNR and SSIM (four decimals: 0.99±0.00
+    says little), iterations and seconds per face."""
     rows = []
     for r in results:
         it = r["median_iterations"]
         sec = r["seconds_per_face"]
         worst = "; ".join(f"{c} ({k}/{r.get('matrix_faces', r['n'])})"
                           for c, k in r.get("worst_cells") or [])
+        per_rec = "; ".join(f"{k} {_share(v)}" for k, v in (r.get("share_by_recogniser") or {}).items())
         rows.append([r.get("label") or r["config"].get("method", "?"), str(r["n"]),
                      _pct(r.get("matrix_protected")), _share(r.get("matrix_share")),
+                     per_rec or "–",
                      _pct(r["success"]),
                      mean_sd((f["psnr"] for f in r["faces"]), 2),
                      mean_sd((f["ssim"] for f in r["faces"]), 4),
