@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.summarise:
+        return _summarise(args)
     from jndguard.commands.protect import collect_photos
     from jndguard.core.device import resolve_device
     from jndguard.core.methods import parse_methods
@@ -68,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from jndguard.core.research.figure import write_comparison_figure
 
-    if args.summarise:
-        return _summarise(args)
     try:
         methods = parse_methods(args.methods)
     except ValueError as exc:
@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
                                       reencode=not args.no_reencode, matrix=args.matrix), show)
     paths = write_tables(results, args.output)
     fig = write_comparison_figure(args.output, entries, photos[0]) if photos else None
+    return _report(args, results, paths, fig)
+
+
+def _report(args: argparse.Namespace, results: list[dict], paths: dict, fig=None) -> int:
+    """Print the written tables (Markdown, then where they are), or one JSON document."""
     if args.json:
         emit_json({"results": results, "tables": paths, "figure": fig})
     else:
@@ -120,10 +125,4 @@ def _summarise(args: argparse.Namespace) -> int:
     if missing:
         raise JNDGuardError(f"compare --summarise: no {RESULTS_FILE} in {', '.join(missing)}")
     results = summarise_folders(args.summarise)
-    paths = write_tables(results, args.output)
-    if args.json:
-        emit_json({"results": results, "tables": paths})
-    else:
-        print(paths["md"].read_text(encoding="utf-8"), end="")
-        print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    return 0
+    return _report(args, results, write_tables(results, args.output))
