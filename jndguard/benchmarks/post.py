@@ -49,17 +49,23 @@ def config_label(config: dict) -> str:
     return json.dumps(config, sort_keys=True) if config else "defaults"
 
 
-def bare_step_seconds(recognisers, samples: int, reps: int = 3) -> float:
+def bare_step_seconds(recognisers, samples: int, reps: int = 3, precision: str = "fp32") -> float:
     """Median seconds of one forward+backward of ``samples`` random crops through every
-    recogniser (the floor one post-mode iteration cannot go below)."""
+    recogniser (the floor one post-mode iteration cannot go below), at the optimiser's
+    ``precision`` (:func:`~jndguard.core.models.inference.gradient_autocast`)."""
     import torch
+
+    from jndguard.core.models.inference import gradient_autocast
+
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         for rec in recognisers:
             s = int(rec.info.input_size)
             x = torch.rand(samples, 3, s, s, device=rec.device, requires_grad=True)
-            torch.autograd.grad(rec(x).sum(), [x])
+            with gradient_autocast(precision, rec.device):
+                emb = rec(x)
+            torch.autograd.grad(emb.float().sum(), [x])
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -93,6 +99,8 @@ def iteration_cost(path: Path, settings, rec, n: int) -> dict:
     from jndguard.core.imageio import load_image
     from jndguard.core.jnd import jnd_map
     from jndguard.core.methods import POST_TRAIN_EXTRA, build_method
+    from jndguard.core.models import load_recogniser
+    from jndguard.core.models.inference import resolve_precision
     from jndguard.core.pipeline import white_box_recognisers
 
     image = load_image(path)
@@ -107,16 +115,23 @@ def iteration_cost(path: Path, settings, rec, n: int) -> dict:
     method = build_method(settings)
     method.config = dc_replace(method.config, check_share=2.0, max_iterations=4 * (n + 1))  # no checks
     gen = method.iterate(problem)
-    its, bare = [], []
+    used = resolve_precision(settings.precision, rec.device)
+    # the same recognisers as converted (no folded normalisation, no channels-last layout)
+    raw = [load_recogniser(r.name, r.device, prepare=False) for r in recs]
+    its, bare, bare32, bare_raw = [], [], [], []
     next(gen)  # warm-up
     for _ in range(n):
         t = time.perf_counter()
         next(gen)
         its.append(time.perf_counter() - t)
-        bare.append(bare_step_seconds(recs, settings.eot_samples, reps=1))
+        bare.append(bare_step_seconds(recs, settings.eot_samples, reps=1, precision=used))
+        bare32.append(bare_step_seconds(recs, settings.eot_samples, reps=1))
+        bare_raw.append(bare_step_seconds(raw, settings.eot_samples, reps=1))
     gen.close()
-    it_s, bare_s = statistics.median(its), statistics.median(bare)
+    it_s, bare_s, bare32_s, raw_s = (statistics.median(v) for v in (its, bare, bare32, bare_raw))
     return {"iteration_seconds": it_s, "bare_seconds": bare_s, "ratio": it_s / bare_s, "n": n,
+            "precision": used, "bare_fp32_seconds": bare32_s, "ratio_fp32": it_s / bare32_s,
+            "bare_unprepared_seconds": raw_s, "ratio_unprepared": it_s / raw_s,
             "samples": settings.eot_samples, "recognisers": [r.name for r in recs]}
 
 
@@ -200,6 +215,16 @@ def summarise(config: dict, rows: list[dict], bare: float | None, samples: int) 
     return out
 
 
+def _cost_row(c: dict) -> str:
+    """One row of the iteration-cost table (records from before the precision columns: fp32)."""
+    def ratio(key: str) -> str:
+        return f"{c[key]:.2f}" if key in c else "–"
+
+    return (f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} | {c.get('precision', 'fp32')} "
+            f"| {c['iteration_seconds']:.3f} | {c['ratio']:.2f} | {ratio('ratio_fp32')} "
+            f"| {ratio('ratio_unprepared')} |")
+
+
 def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = None) -> str:
     """The summary and per-face tables of finished rows, as Markdown."""
     lines = ["| config | faces | protected in every cell (all white-box recognisers) | per recogniser "
@@ -222,10 +247,11 @@ def markdown(rows_by_config: dict[str, list[dict]], costs: list[dict] | None = N
         s = summarise({}, rows, None, 0)
         lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in s["split"].values()) + " |")
     if costs:
-        lines += ["", "| config | recognisers | views each | iteration / bare forward+backward |",
-                  "|---|---|---:|---:|"]
-        lines += [f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} | {c['ratio']:.2f} |"
-                  for c in costs]
+        lines += ["", "| config | recognisers | views each | precision | iteration s | iteration / bare "
+                  "forward+backward (same precision) | iteration / bare float32 | iteration / bare "
+                  "float32, backbones as converted |",
+                  "|---|---|---:|---|---:|---:|---:|---:|"]
+        lines += [_cost_row(c) for c in costs]
     lines += ["", "| config | photo | quick matrix (optimiser) | full matrix | worst cell | PSNR dB | "
               "iterations |", "|---|---|---|---|---|---:|---:|"]
     for label, rows in rows_by_config.items():
@@ -248,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
 
     from jndguard.core.device import resolve_device
     from jndguard.core.models import load_recogniser
+    from jndguard.core.models.inference import resolve_precision
     from jndguard.core.models.store import validation_photos
     from jndguard.core.pipeline import ProtectionSettings, white_box_recognisers
 
@@ -276,10 +303,12 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             emit_json(out)
         else:
-            print_table(["config", "recognisers", "views each", "iteration s", "bare fwd+bwd s", "ratio"],
-                        [[o["config"], ", ".join(o["recognisers"]), o["samples"],
-                          f"{o['iteration_seconds']:.2f}", f"{o['bare_seconds']:.2f}", f"{o['ratio']:.2f}"]
-                         for o in out])
+            print_table(["config", "recognisers", "views each", "precision", "iteration s",
+                         "bare fwd+bwd s", "ratio", "bare float32 s", "ratio", "bare unprepared s", "ratio"],
+                        [[o["config"], ", ".join(o["recognisers"]), o["samples"], o["precision"],
+                          f"{o['iteration_seconds']:.3f}", f"{o['bare_seconds']:.3f}", f"{o['ratio']:.2f}",
+                          f"{o['bare_fp32_seconds']:.3f}", f"{o['ratio_fp32']:.2f}",
+                          f"{o['bare_unprepared_seconds']:.3f}", f"{o['ratio_unprepared']:.2f}"] for o in out])
         return 0
     log = args.output / "results.jsonl"
     done = {}
@@ -292,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
         settings = ProtectionSettings(**c)
         label = config_label(c)
         recs = white_box_recognisers(settings, rec)
-        bare_before = bare_step_seconds(recs, settings.eot_samples)
+        used = resolve_precision(settings.precision, rec.device)
+        bare_before = bare_step_seconds(recs, settings.eot_samples, precision=used)
         rows = []
         for i, path in enumerate(photos):
             key = (label, f"{path.parent.name}/{path.name}")
@@ -309,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label} {i + 1}/{len(photos)} {key[1]}: matrix {verdict} "
                   f"quick {row['success']} {row['psnr']:.2f} dB {row['iterations']} it "
                   f"{row['seconds']:.0f} s", flush=True)
-        bare_after = bare_step_seconds(recs, settings.eot_samples)
+        bare_after = bare_step_seconds(recs, settings.eot_samples, precision=used)
         summaries.append(summarise(c, rows, (bare_before + bare_after) / 2, settings.eot_samples))
     if args.json:
         emit_json(summaries)

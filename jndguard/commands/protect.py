@@ -30,6 +30,7 @@ def _floats(n: int):
 
 def register(sub: argparse._SubParsersAction) -> None:
     from jndguard.commands import _options as opt
+    from jndguard.core.settings import PRECISIONS
 
     p = sub.add_parser("protect", help="protect the faces in photos and export the results",
                        epilog=EPILOG)
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoy", action="store_true",
                    help="post mode, dodging: also pull the face toward the gallery identity least "
                         "like it (experimental; README \"Post mode\")")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="post mode: precision of the optimiser's own passes (auto: bfloat16 on CPUs "
+                        "with bf16 units, else float32; every check is float32; README \"Speed\")")
     opt.add_variant(p)
     p.add_argument("--beta", type=_floats(3), help="β1,β2,β3 (or one value for all)")
     p.add_argument("--delta", type=float, help="β adjuster δ")
@@ -186,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         jnd_model=args.jnd_model, jnd_color=args.jnd_color, jnd_strength=args.jnd_strength,
         device=args.device, seed=args.seed, model=args.model, safety_margin=args.safety_margin,
         min_probability=DEFAULT_MIN_PROBABILITY if args.include_possible_faces else PROTECT_MIN_PROBABILITY,
-        decoy=args.decoy,
+        decoy=args.decoy, precision=args.precision,
         **({} if args.stop_margin is None else {"stop_margin": args.stop_margin}),
         **({} if args.budget is None else {"budget": args.budget}))
     device = resolve_device(args.device)

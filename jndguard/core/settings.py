@@ -133,6 +133,10 @@ DEVICES = DEVICE_CHOICES  # one list (jndguard.core.defaults)
 # --- sub-configs ------------------------------------------------------------------------------
 
 
+#: Precisions of post mode's optimiser passes (:mod:`jndguard.core.models.inference`).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class HVSJNDOptions:
     """What the user sets of HVS-JND (Xue et al. 2023); the rest is ``HVSJNDConfig``'s."""
@@ -154,12 +158,17 @@ class HVSJNDOptions:
     # least like the face (Fawkes-style decoy)
     budget: float = 0.8
     decoy: bool = False
+    # post mode: the precision of the optimiser's own forward/backward passes (decisions are
+    # always float32): auto = bfloat16 on CPUs with bf16 units (jndguard.core.models.inference)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", HvsMode(self.mode))
         object.__setattr__(self, "variant", Variant(self.variant))
         object.__setattr__(self, "m_rgb", tuple(float(v) for v in self.m_rgb))
         object.__setattr__(self, "white_box", tuple(self.white_box))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,7 @@ FLAT: dict[str, tuple[str | None, str]] = {
     "eot_samples": ("hvs", "eot_samples"),
     "budget": ("hvs", "budget"),
     "decoy": ("hvs", "decoy"),
+    "precision": ("hvs", "precision"),
 }
 
 _GROUPS = {"hvs": HVSJNDOptions, "anchor": AnchorOptions, "jnd": JNDOptions, "faces": FaceOptions,
@@ -355,6 +365,6 @@ def group_fields(group: str) -> tuple[str, ...]:
     return tuple(f.name for f in fields(_GROUPS[group]))
 
 
-__all__ = ["DEVICES", "FLAT", "AnchorOptions", "Choice", "ExportFormat", "FaceOptions", "Goal",
+__all__ = ["DEVICES", "FLAT", "PRECISIONS", "AnchorOptions", "Choice", "ExportFormat", "FaceOptions", "Goal",
            "HVSJNDOptions", "HvsMode", "JNDOptions", "JndColor", "JndModel", "ProtectionSettings",
            "RunOptions", "Variant", "add_alias", "flat_names", "group_fields"]

@@ -23,6 +23,7 @@ def make_hvs_jnd(settings: ProtectionSettings):
 
         kw.setdefault("step_size", POST_STEP)
         kw["guard"] = PerceptualGuard(jnd_clip=h.budget)
+        kw["precision"] = h.precision
     return HVSJND(HVSJNDConfig(mode=h.mode, variant=h.variant, beta=settings.beta, delta=h.delta,
                                m_rgb=h.m_rgb, max_iterations=h.max_iterations, shrink=h.shrink, **kw))
 

@@ -90,6 +90,9 @@ class HVSJNDConfig:
             clip ``|P| ≤ jnd_clip·J`` in whole 8-bit levels (measured without it, the
             adversarial pull of two recognisers left 5 % of pixel-channels over J), and bounds
             on the perturbation's chroma and local mean, which the per-pixel JND does not see.
+        precision: post mode: ``auto``, ``fp32`` or ``bf16``, the precision of the optimiser's
+            recogniser passes (:func:`jndguard.core.models.inference.gradient_autocast`; the
+            stopping check is always float32).
         check_share: post mode: share of every recogniser's sampled views past the stopping
             line that triggers a check (the sample holds random hard views, e.g. a strong
             downscale then JPEG q60, that the quick matrix does not).
@@ -115,6 +118,7 @@ class HVSJNDConfig:
     check_share: float = 0.85
     momentum: float = 0.8
     guard: PerceptualGuard = field(default_factory=PerceptualGuard)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in HvsMode.accepted():
@@ -267,6 +271,7 @@ class HVSJND:
         import torch.nn.functional as F
 
         from jndguard.core.attacks.post_eot import encode, paired_loss, sample_encodings, sample_views
+        from jndguard.core.models.inference import gradient_autocast
 
         x_ctx, (cx0, cy0, cx1, cy1) = problem.context, problem.change
         hh, ww = x_ctx.shape[-2:]
@@ -305,7 +310,9 @@ class HVSJND:
                 per_rec, worst_view, passing = {}, "", 1.0
                 for rv in problem.views:
                     vb = sample_views(rv, encoded, encs, problem.geometry, eot, gen)
-                    emb = rv.recogniser(vb.crops.to(rv.recogniser.device))
+                    with gradient_autocast(cfg.precision, rv.recogniser.device):
+                        emb = rv.recogniser(vb.crops.to(rv.recogniser.device))
+                    emb = emb.float()
                     loss_r, s = paired_loss(rv, emb, vb.spec_index, rv.margin(problem.train_margin))
                     adv = adv + loss_r.to(z.device)
                     kappa = rv.margin(problem.stop_margin)

@@ -141,6 +141,13 @@ class DlibResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c, EMBEDDING_DIM, bias=False)
 
+    def conv_affine_pairs(self) -> list[tuple[nn.Module, str, str]]:
+        """``(owner, conv attribute, affine attribute)`` of every conv followed directly by an
+        ``affine_`` layer (each conv of the network), for
+        :func:`~jndguard.core.models.inference.fold_normalisation`."""
+        return [(self, "conv1", "aff1")] + [(b, c, a) for b in self.blocks
+                                            for c, a in (("conv_a", "aff_a"), ("conv_b", "aff_b"))]
+
     @property
     def gradcam_layer(self) -> nn.Module:
         """The last block with a spatial map worth explaining (4×4 on the 150 px chip)."""

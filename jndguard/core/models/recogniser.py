@@ -82,6 +82,11 @@ class Recogniser(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.train(False)
+        # hand the input over channels-last when the backbone's convs hold their weights that
+        # way (:func:`jndguard.core.models.inference.prepare_backbone`)
+        conv = next((m for m in self.backbone.modules() if isinstance(m, nn.Conv2d)), None)
+        self.channels_last = conv is not None and not conv.weight.is_contiguous() \
+            and conv.weight.is_contiguous(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> Recogniser:
         return super().train(False)
@@ -105,7 +110,10 @@ class Recogniser(nn.Module):
         s = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (3, s, s):
             raise ShapeError(f"recogniser input must be (N, 3, {s}, {s}), got {tuple(crops.shape)}")
-        return self.backbone(standardise(crops, self.info.preprocess))
+        x = standardise(crops, self.info.preprocess)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.descriptor(crops), p=2, dim=1)
