@@ -97,3 +97,21 @@ def test_cosine_margin_loss():
     others = torch.tensor([[0.3, 0.1], [0.1, 0.0]])
     # target: relu(0.3-0.2)=0.1, relu(0.3-0.4)=0 ; others: relu(0.3-0.2+0.05)=0.15, relu(0.1-0.4+0.05)=0
     assert float(cosine_margin_loss(s, 0.25, 0.05, t, others)) == pytest.approx((0.25 + 0.0) / 2)
+
+
+def test_sobel_is_the_correlation_with_the_sobel_kernels():
+    import torch.nn.functional as F
+
+    from jndguard.core.losses.hvs_jnd import _SOBEL_X, sobel
+
+    x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0), dtype=torch.float64,
+                   requires_grad=True)
+    kx = torch.tensor(_SOBEL_X, dtype=x.dtype)
+    k = torch.stack([kx, kx.T])[:, None]
+    ref = F.conv2d(F.pad(x.reshape(6, 1, 17, 23), (1, 1, 1, 1), mode="reflect"), k).reshape(2, 3, 2, 17, 23)
+    got = sobel(x)
+    torch.testing.assert_close(got, ref)
+    w = torch.rand_like(ref)
+    torch.testing.assert_close(torch.autograd.grad((got * w).sum(), x)[0],
+                               torch.autograd.grad((ref * w).sum(), x)[0])
+    assert sobel(torch.rand(1, 1, 1, 5)).shape == (1, 1, 2, 1, 5)  # one row: replicated borders

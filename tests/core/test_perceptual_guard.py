@@ -53,3 +53,39 @@ def test_off_is_only_the_clip():
     clip = torch.floor(j * 255 + 1e-4) / 255
     assert torch.equal(PerceptualGuard.off().prepare(j, 96).project(p),
                        torch.maximum(torch.minimum(p, clip), -clip))
+
+
+def _reference_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The 2-D Gaussian as one conv2d with the outer-product kernel, reflected borders."""
+    import math
+
+    import torch.nn.functional as F
+
+    r = math.ceil(3 * sigma)
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k2 = torch.outer(k, k) / k.sum() ** 2
+    c = x.shape[1]
+    return F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), k2.expand(c, 1, -1, -1), groups=c)
+
+
+def test_blur_is_the_two_dimensional_gaussian():
+    x = torch.rand(1, 3, 61, 47, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for sigma in (1.0, 4.5, 12.0):
+        torch.testing.assert_close(gaussian_blur(x, sigma), _reference_blur(x, sigma))
+
+
+def test_large_blurs_on_a_decimated_copy_stay_close():
+    """From PYRAMID_SIGMA on the blur runs on a decimated copy: within 2 % of the result on a
+    smooth field and 20 % of the result's spread on white noise (measured ≈ 1 % and 10 %)."""
+    from jndguard.core.attacks.perceptual_guard import PYRAMID_SIGMA
+
+    gen = torch.Generator().manual_seed(1)
+    sigma = 2 * PYRAMID_SIGMA
+    noise = torch.randn(1, 3, 300, 260, generator=gen, dtype=torch.float64)
+    smooth = noise.cumsum(-1).cumsum(-2)
+    smooth = smooth / smooth.abs().max()
+    for x, tol in ((smooth, 0.02), (noise, 0.2)):
+        exact, fast = _reference_blur(x, sigma), gaussian_blur(x, sigma)
+        scale = exact.abs().max() if x is smooth else exact.std()
+        assert float((fast - exact).abs().max() if x is smooth else (fast - exact).std()) < tol * float(scale)

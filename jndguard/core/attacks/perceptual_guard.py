@@ -44,20 +44,48 @@ import torch.nn.functional as F
 from jndguard.core.jnd.color import rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` with reflected borders (σ in pixels)."""
-    radius = max(1, math.ceil(3 * sigma))
+#: σ (pixels) from which :func:`gaussian_blur` works on a decimated copy (see there).
+PYRAMID_SIGMA = 16.0
+
+
+def _gaussian_kernel(sigma: float, radius: int, x: torch.Tensor) -> torch.Tensor:
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
+    return k / k.sum()
+
+
+def _blur_rows(x: torch.Tensor, k: torch.Tensor, radius: int) -> torch.Tensor:
+    """1-D blur along the last axis, reflected borders (the kernel cut to the image and
+    renormalised when the image is narrower than the kernel)."""
+    pad = min(radius, x.shape[-1] - 1)
+    kw = k[radius - pad: radius + pad + 1]
     c = x.shape[1]
-    pad_h, pad_w = min(radius, x.shape[-2] - 1), min(radius, x.shape[-1] - 1)
-    kh = k[radius - pad_h: radius + pad_h + 1]
-    kw = k[radius - pad_w: radius + pad_w + 1]
-    y = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="reflect"),
-                 (kh / kh.sum()).view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(F.pad(y, (pad_w, pad_w, 0, 0), mode="reflect"),
+    return F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"),
                     (kw / kw.sum()).view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, C, H, W)`` with reflected borders (σ in pixels).
+
+    Both passes run along rows (the columns as rows of the transpose: oneDNN's depthwise
+    convolution with a tall kernel is several times slower). From σ = :data:`PYRAMID_SIGMA` on
+    (faces of 250 px and more, with the guard's σ of a sixteenth of the face) the blur runs on
+    a copy decimated by ``m = ⌊σ/8⌋`` (box average), with σ reduced for the box's variance, and
+    is interpolated back bilinearly — about 100× faster on a 1 MP region; it differs from the
+    full-resolution blur by about 1 % of the result on smooth fields and 10 % of its (tiny)
+    standard deviation on white noise, well within what the guard's bounds were chosen by.
+    """
+    h, w = x.shape[-2:]
+    m = int(sigma // 8) if sigma >= PYRAMID_SIGMA else 1
+    if m >= 2 and min(h, w) >= 4 * m:
+        small = F.avg_pool2d(F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate"), m)
+        blurred = gaussian_blur(small, math.sqrt(max(sigma ** 2 - (m * m - 1) / 12, 1e-6)) / m)
+        size = (blurred.shape[-2] * m, blurred.shape[-1] * m)
+        return F.interpolate(blurred, size=size, mode="bilinear", align_corners=False)[..., :h, :w]
+    radius = max(1, math.ceil(3 * sigma))
+    k = _gaussian_kernel(sigma, radius, x)
+    rows = _blur_rows(x, k, radius)
+    return _blur_rows(rows.transpose(-1, -2), k, radius).transpose(-1, -2)
 
 
 @dataclass(frozen=True)

@@ -35,17 +35,22 @@ def channel_weights(m_rgb, like: torch.Tensor) -> torch.Tensor:
 
 
 def sobel(x: torch.Tensor) -> torch.Tensor:
-    """Per-channel Sobel responses, reflect-padded.
+    """Per-channel Sobel responses, reflect-padded: the correlation with ``_SOBEL_X`` and its
+    transpose, computed separably ([1, 2, 1] smoothing, then the central difference) from
+    shifted views — the same numbers as ``conv2d`` with the 3×3 kernels, several times faster
+    forward and backward on the CPU for the few channels of a photo.
 
     Shape:
         ``(B, C, H, W)`` → ``(B, C, 2, H, W)`` (horizontal, vertical).
     """
-    kx = torch.tensor(_SOBEL_X, dtype=x.dtype, device=x.device)
-    k = torch.stack([kx, kx.T])[:, None]  # (2, 1, 3, 3)
-    b, c, h, w = x.shape
+    h, w = x.shape[-2:]
     mode = "reflect" if min(h, w) > 1 else "replicate"  # reflect needs two pixels per side
-    xp = F.pad(x.reshape(b * c, 1, h, w), (1, 1, 1, 1), mode=mode)
-    return F.conv2d(xp, k).reshape(b, c, 2, h, w)
+    xp = F.pad(x, (1, 1, 1, 1), mode=mode)
+    smooth_v = xp[..., :-2, :] + 2 * xp[..., 1:-1, :] + xp[..., 2:, :]  # (H, W + 2)
+    smooth_h = xp[..., :-2] + 2 * xp[..., 1:-1] + xp[..., 2:]  # (H + 2, W)
+    gx = smooth_v[..., :-2] - smooth_v[..., 2:]  # _SOBEL_X: +1 left, −1 right
+    gy = smooth_h[..., :-2, :] - smooth_h[..., 2:, :]  # its transpose: +1 top, −1 bottom
+    return torch.stack([gx, gy], dim=2)
 
 
 def _weighted_excess(diff: torch.Tensor, budget: torch.Tensor, m: torch.Tensor,
