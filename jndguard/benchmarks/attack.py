@@ -16,6 +16,7 @@ import argparse
 import statistics
 import time
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 DEFAULT_METHODS = "hvs-jnd,bim,pgd,mifgsm,difgsm,mnd,jndmga"
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=10, help="iterations timed per method")
     parser.add_argument("--faces", type=int, default=5, help="faces for the time-to-protect figure")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
+    add_device(parser, "cpu")
     parser.add_argument("--model", default=None, help="recogniser the methods attack (default: "
                         "the default model)")
     parser.add_argument("--json", action="store_true")

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 STAGES = ("load", "detect", "jnd", "setup", "optimisation", "recheck", "metrics", "export", "verify")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source photo to upscale (default: Kodak kodim04)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="iteration budget per face (default: the protect default)")
-    parser.add_argument("--device", default="auto", help="device (default auto)")
+    add_device(parser)
     parser.add_argument("--mode", default=None,
                         help="HVS-JND mode (default: the product default; e.g. lossless, post)")
     parser.add_argument("--no-verify", action="store_true", help="skip the verification stage")

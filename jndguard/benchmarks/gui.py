@@ -35,6 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from jndguard.commands._options import add_device
+
 BUDGET_MS = 50.0
 PROBE_MS = 10
 JND_TARGET_S = 3.0
@@ -44,7 +46,7 @@ STARTUP_MS = 800  # the window settles (first layout and paint) before the drop
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=60, help="iteration budget per face (default 60)")
     parser.add_argument("--method", default="hvs-jnd", help="protection method (default hvs-jnd)")
-    parser.add_argument("--device", default="auto", help="device for the attack (default auto)")
+    add_device(parser, what="for the attack")
     parser.add_argument(
         "--photo",
         type=Path,

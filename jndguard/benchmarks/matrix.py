@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", type=int, default=3, help="validation faces (one per person first)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, … (default auto: the GPU when there is one)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", default="quick,full")
     parser.add_argument("--no-dlib", action="store_true")

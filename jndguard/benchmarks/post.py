@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 
@@ -39,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="DIR",
                         help="only summarise the results.jsonl of these folders (e.g. parallel shards) "
                              "as Markdown: per config, then per face")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, … (default auto: the GPU when there is one)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 
@@ -220,7 +220,8 @@ def _cost_row(c: dict) -> str:
     def ratio(key: str) -> str:
         return f"{c[key]:.2f}" if key in c else "–"
 
-    return (f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} | {c.get('precision', 'fp32')} "
+    return (f"| {c['config']} | {', '.join(c['recognisers'])} | {c['samples']} "
+            f"| {c.get('precision', 'fp32')} "
             f"| {c['iteration_seconds']:.3f} | {c['ratio']:.2f} | {ratio('ratio_fp32')} "
             f"| {ratio('ratio_unprepared')} |")
 
@@ -308,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
                         [[o["config"], ", ".join(o["recognisers"]), o["samples"], o["precision"],
                           f"{o['iteration_seconds']:.3f}", f"{o['bare_seconds']:.3f}", f"{o['ratio']:.2f}",
                           f"{o['bare_fp32_seconds']:.3f}", f"{o['ratio_fp32']:.2f}",
-                          f"{o['bare_unprepared_seconds']:.3f}", f"{o['ratio_unprepared']:.2f}"] for o in out])
+                          f"{o['bare_unprepared_seconds']:.3f}", f"{o['ratio_unprepared']:.2f}"]
+                         for o in out])
         return 0
     log = args.output / "results.jsonl"
     done = {}

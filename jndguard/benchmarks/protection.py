@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 
@@ -24,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", choices=["quick", "full", "none"], default="full",
                         help="threat matrix the exported files are judged in (none: the "
                              "optimiser's own check only; faster)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, … (default auto: the GPU when there is one)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json
 
 
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_jnd(p)
     p.add_argument("--no-gradcam", action="store_true", help="skip the recogniser (faster)")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 

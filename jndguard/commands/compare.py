@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, progress_bar
 from jndguard.errors import JNDGuardError
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="threat matrix the exported files are judged in, with the gallery threat "
                         "for 5-celebrity photos (default full: the benchmark protocol)")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--summarise", nargs="+", type=Path, metavar="DIR",
                    help="run nothing: write the tables of the results on record in these folders "

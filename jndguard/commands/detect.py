@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 from jndguard.core.defaults import DEFAULT_MIN_FACE_SIZE
 
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo", type=Path)
     p.add_argument("--min-face-size", type=int, default=DEFAULT_MIN_FACE_SIZE,
                    help="ignore faces smaller than this many pixels (default %(default)s)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, progress_bar
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cosine over the threshold the chosen noise must keep (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 

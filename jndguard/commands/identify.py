@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json
 
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo_a", type=Path)
     p.add_argument("photo_b", type=Path)
     p.add_argument("--model", default=None, help="recogniser name (see `jndguard models list`)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 

@@ -7,6 +7,7 @@ import math
 import time
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, print_table
 
 
@@ -22,7 +23,6 @@ def _positive_float(text: str) -> float:
 
 def register(subparsers) -> None:
     from jndguard.commands import _options as opt
-    from jndguard.core.defaults import DEVICE_CHOICES
 
     p = subparsers.add_parser(
         "jnd",
@@ -43,8 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--external", type=Path, metavar="MODEL",
                    help="use a learned JND model file (TorchScript .pt, torch.export .pt2 or "
                    "ONNX .onnx; RGB [0,1] in, 3-channel J out) instead of --model")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                   help="where to compute (default: auto)")
+    add_device(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, progress_bar
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_jnd(p)
     p.add_argument("--safety-margin", type=float, default=0.0, help="κ below the threshold")
     p.add_argument("--model", help="recogniser (see `jndguard models list`)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--seed", type=int, default=0)
     opt.add_format(p)
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")

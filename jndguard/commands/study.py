@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json, progress_bar
 
 
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--outputs", type=Path, help="where generated outputs go (default: <STUDY>-outputs/<method>/)"
     )
     b.add_argument("--iterations", type=int, default=100, help="HVS-JND budget when generating")
-    b.add_argument("--device", default="auto", help="device when generating")
+    add_device(b, what="when generating")
     b.add_argument("--proposed", help="the method under test (default: hvs-jnd when present)")
     b.add_argument("-o", "--output", type=Path, required=True, help="study manifest to write (.json)")
     b.add_argument("--name", help="study name (default: the clean folder's name)")

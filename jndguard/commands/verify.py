@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jndguard.commands._options import add_device
 from jndguard.commands._output import emit_json
 
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", metavar="NAME",
                    help="verify impersonation of this identity (a 5-celebrity name)")
     p.add_argument("--no-dlib", action="store_true", help="skip dlib even when installed")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 

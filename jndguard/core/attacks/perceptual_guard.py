@@ -43,7 +43,6 @@ import torch.nn.functional as F
 
 from jndguard.core.jnd.color import rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 
-
 #: σ (pixels) from which :func:`gaussian_blur` works on a decimated copy (see there).
 PYRAMID_SIGMA = 16.0
 

@@ -319,10 +319,10 @@ def webp_straight_through(image: torch.Tensor, quality: float) -> torch.Tensor:
     from PIL import Image
 
     from jndguard.core.imageio import to_uint8
-    from jndguard.core.threat.encodings import _roundtrip  # the threat matrix's own WebP
+    from jndguard.core.threat.encodings import codec_roundtrip  # the threat matrix's own WebP
 
     with torch.no_grad():
-        coded = _roundtrip(Image.fromarray(to_uint8(image)), "WEBP", round(quality))
+        coded = codec_roundtrip(Image.fromarray(to_uint8(image)), "WEBP", round(quality))
         out = torch.from_numpy(coded.copy()).permute(2, 0, 1)[None].to(image).div(255)
     return image + (out - image).detach()
 

@@ -40,7 +40,10 @@ class Variant:
     photo_size: tuple[int, int] | None = None
 
 
-def _roundtrip(img: Image.Image, fmt: str, quality: int) -> np.ndarray:
+def codec_roundtrip(img: Image.Image, fmt: str, quality: int) -> np.ndarray:
+    """``img`` saved by Pillow as ``fmt`` (``"JPEG"``: 4:2:0 chroma; ``"WEBP"``: lossy, method
+    4) at ``quality`` and decoded again, as RGB uint8 — the threat matrix's re-encodings, shared
+    with post mode's WebP views so the optimiser and the judge use the same codec settings."""
     buf = io.BytesIO()
     if fmt == "JPEG":
         img.save(buf, "JPEG", quality=quality, subsampling=2)  # 2 = 4:2:0
@@ -68,9 +71,9 @@ def reencode(pixels: np.ndarray, encoding: str) -> Variant:
         return Variant(encoding, pixels)
     img = Image.fromarray(pixels)
     if encoding.startswith("jpeg"):
-        return Variant(encoding, _roundtrip(img, "JPEG", int(encoding[4:])))
+        return Variant(encoding, codec_roundtrip(img, "JPEG", int(encoding[4:])))
     if encoding == "webp80":
-        return Variant(encoding, _roundtrip(img, "WEBP", 80))
+        return Variant(encoding, codec_roundtrip(img, "WEBP", 80))
     if encoding.endswith("+jpeg85"):
         edge = int(encoding.split("+")[0])
         h, w = pixels.shape[:2]
@@ -80,5 +83,5 @@ def reencode(pixels: np.ndarray, encoding: str) -> Variant:
             nw, nh = max(1, round(w * s)), max(1, round(h * s))
             img = img.resize((nw, nh), Image.LANCZOS)
             scale = (nw / w, nh / h)  # the realised scales
-        return Variant(encoding, _roundtrip(img, "JPEG", 85), scale)
+        return Variant(encoding, codec_roundtrip(img, "JPEG", 85), scale)
     raise ValueError(f"unknown encoding {encoding!r}; choose from {', '.join(ENCODINGS)}")

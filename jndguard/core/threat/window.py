@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from jndguard.core.threat.conventions import Detection, detect_hog
-from jndguard.core.threat.encodings import Variant, _roundtrip, reencode, site_scale
+from jndguard.core.threat.encodings import Variant, codec_roundtrip, reencode, site_scale
 from jndguard.core.threat.matrix import Registration, ThreatMatrix, matrix_size
 
 #: context kept around a face, as a fraction of its box's longer side, on every side
@@ -165,7 +165,7 @@ class WindowMatrix(ThreatMatrix):
             resized = _resampled_interior(protected, self.window[:2], self.photo_size,
                                           self.copies.resized[encoding], LANCZOS_REACH / min(s),
                                           Image.LANCZOS)
-            pixels = _roundtrip(Image.fromarray(resized), "JPEG", 85)
+            pixels = codec_roundtrip(Image.fromarray(resized), "JPEG", 85)
             return Variant(encoding, pixels, s, (0, 0), (resized.shape[1], resized.shape[0]))
         # JPEG/WebP of the window: its blocks are the photo's (origin on the 16-pixel grid)
         v = reencode(protected, encoding)
