@@ -45,7 +45,7 @@ BAD_OPTIONS = [
     (["--safety-margin", "-0.5"], "--safety-margin -0.5"),
     (["--variant", "L9"], "--variant"),
     (["--quality", "high"], "--quality"),
-    (["--device", "tpu"], "--device tpu"),
+    (["--device", "tpu"], "--device: unknown device 'tpu'"),  # refused while parsing
     (["--budget", "0"], "--budget 0"),
     (["--budget", "1.5"], "--budget 1.5"),
 ]
