@@ -9,10 +9,9 @@ accepts its aliases (``--format jpg``, an old HVS-JND mode name) and stores the 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
-from jndguard.core.defaults import DEVICE_CHOICES
+from jndguard.core.defaults import DEVICE_CHOICES, is_device_name
 from jndguard.core.methods import OPTIONS, RECOMMENDED_METHOD, REGISTRY
 from jndguard.core.settings import Choice, ExportFormat, Goal, HvsMode, JndColor, JndModel, Variant
 
@@ -91,15 +90,11 @@ def add_format(p: argparse.ArgumentParser) -> None:
                "file format of the exported photos (jpg = jpeg)")
 
 
-__all__ = ["add_choice", "add_format", "add_goal", "add_hvs_mode", "add_jnd", "add_method", "add_variant",
-           "choice_type"]
-
-
 def device_type(text: str) -> str:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, lower-cased; whether the device is
     present is checked when the command runs (:func:`jndguard.core.device.resolve_device`)."""
     name = text.strip().lower()
-    if name in DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", name):
+    if is_device_name(name):
         return name
     raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose from {', '.join(DEVICE_CHOICES)} "
                                      "or cuda:N")
@@ -110,3 +105,7 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto", what: str = ""
     p.add_argument("--device", type=device_type, default=default,
                    help=f"device{' ' + what if what else ''}: auto (the GPU when there is one), cpu, "
                         f"cuda, cuda:N or mps (default: {default})")
+
+
+__all__ = ["add_choice", "add_device", "add_format", "add_goal", "add_hvs_mode", "add_jnd", "add_method",
+           "add_variant", "choice_type", "device_type"]

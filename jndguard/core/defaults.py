@@ -10,8 +10,14 @@ here.
 
 from __future__ import annotations
 
-#: devices a user may ask for (``auto``: CUDA, then Apple MPS, then the CPU)
+#: devices a user may ask for (``auto``: CUDA, then Apple MPS, then the CPU), and ``cuda:N``
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` (lower case) is one of :data:`DEVICE_CHOICES` or ``cuda:N`` — a name,
+    not a check that the device is present (:func:`jndguard.core.device.resolve_device`)."""
+    return name in DEVICE_CHOICES or (name.startswith("cuda:") and name[5:].isdigit())
 
 #: faces whose shorter box side is below this many full-resolution pixels are dropped
 DEFAULT_MIN_FACE_SIZE = 20

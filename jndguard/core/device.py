@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from jndguard.core.defaults import DEVICE_CHOICES
+from jndguard.core.defaults import DEVICE_CHOICES, is_device_name
 from jndguard.errors import UsageError
 
 
@@ -31,7 +31,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError(f"--device {name}: Apple MPS is not available on this machine; "
                          "use --device cpu (or auto)")
-    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+    if not is_device_name(name):
         raise UsageError(f"--device {name}: unknown device; choose from {', '.join(DEVICE_CHOICES)}")
     return torch.device(name)
 

@@ -137,6 +137,13 @@ DEVICES = DEVICE_CHOICES  # one list (jndguard.core.defaults)
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; ValueError otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return precision
+
+
 @dataclass(frozen=True)
 class HVSJNDOptions:
     """What the user sets of HVS-JND (Xue et al. 2023); the rest is ``HVSJNDConfig``'s."""
@@ -167,8 +174,7 @@ class HVSJNDOptions:
         object.__setattr__(self, "variant", Variant(self.variant))
         object.__setattr__(self, "m_rgb", tuple(float(v) for v in self.m_rgb))
         object.__setattr__(self, "white_box", tuple(self.white_box))
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        check_precision(self.precision)
 
 
 @dataclass(frozen=True)

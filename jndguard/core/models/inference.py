@@ -27,12 +27,13 @@ this way) ``auto`` means float32.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from jndguard.core.settings import PRECISIONS
+from jndguard.core.settings import check_precision
 
 
 def fold_scale_shift(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
@@ -98,8 +99,10 @@ def prepare_backbone(backbone: nn.Module) -> nn.Module:
 # --- gradient precision -------------------------------------------------------------------------
 
 
+@functools.cache
 def has_bf16_units() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (Intel AMX tiles or AVX-512 BF16)."""
+    """Whether this CPU multiplies bfloat16 natively (Intel AMX tiles or AVX-512 BF16); asked
+    once per process (post mode resolves its precision every iteration)."""
     cpu = getattr(torch, "cpu", None)
     try:
         return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
@@ -111,12 +114,10 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``fp32`` or ``bf16`` for the optimiser's passes on ``device``: ``auto`` is ``bf16`` on a
     CPU with bfloat16 units and ``fp32`` otherwise; ``bf16`` asked for on a CPU without them
     falls back to ``fp32`` (emulated bfloat16 is slower than float32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "fp32":
+    if check_precision(precision) == "fp32":
         return "fp32"
     if torch.device(device).type != "cpu":  # the GPU: bf16 only when asked for
-        return precision if precision == "bf16" else "fp32"
+        return "bf16" if precision == "bf16" else "fp32"
     return "bf16" if has_bf16_units() else "fp32"
 
 
